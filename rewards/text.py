@@ -1,0 +1,151 @@
+"""Turning a completion into the parts rewards look at: text, thinking, answer, final answer.
+
+Every function here is total: any string (empty, megabytes long, unbalanced tags or braces) gives a result, never
+an exception, and runs in time linear in the length of the text.
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+# A number as a model writes a final one: 1,234.5 | -7 | 14/3 | .5 | \frac{14}{3}. The minus sign counts only when
+# it is not a binary minus ("5-3" ends in 3, not -3).
+NUMBER = (
+    r"(?:(?<![\w)\]}])-\s?)?"
+    r"(?:\\[dt]?frac\{\d+\}\{\d+\}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
+)
+_NUMBER_RE = re.compile(NUMBER)
+# "3, 4, 5" / "3 or 4" / "x = 2 or x = 3": the number before the last one is joined to it as another candidate.
+_CANDIDATE_TAIL_RE = re.compile(
+    NUMBER + r"\s*\$?\s*(?:[,;]\s*(?:(?:or|and)\b\s*)?|(?:or|and)\b\s*)\$?\s*(?:[a-zA-Z]\s*=\s*)?$"
+)
+_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
+_LOOKBEHIND_CHARS = 200
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string as is, or the assistant contents of a chat message list joined by newlines.
+
+    A message's content may be a string or a list of parts (``{"type": "text", "text": ...}``). A message that
+    carries its chain of thought in ``reasoning_content`` (or ``thinking``) gets it back as ``<think>...</think>``
+    in front of the content, so the rewards see the R1 layout either way. Anything else becomes ``str(...)``.
+    """
+    if completion is None:
+        return ""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return _message_text(completion)
+    if isinstance(completion, (list, tuple)):
+        messages = [m for m in completion if isinstance(m, dict)]
+        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
+        return "\n".join(_message_text(m) for m in (assistant or messages))
+    return str(completion)
+
+
+def _message_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text") or "" if isinstance(p, dict) else str(p) for p in content)
+    text = "" if content is None else str(content)
+    reasoning = message.get("reasoning_content") or message.get("thinking")
+    if isinstance(reasoning, str) and reasoning.strip() and THINK_CLOSE not in text:
+        text = f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n{text}"
+    return text
+
+
+def prompt_text(prompt) -> str:
+    """The text of a prompt: a string as is, or the message contents joined by newlines (all roles)."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, dict):
+        return _message_text(prompt)
+    if isinstance(prompt, (list, tuple)):
+        return "\n".join(_message_text(m) for m in prompt if isinstance(m, dict))
+    return str(prompt)
+
+
+def split_response(text: str) -> tuple[str | None, str]:
+    """(thinking, answer) of a response, both stripped; the split is at the first ``</think>``.
+
+    thinking is the text between the first ``<think>`` and the first ``</think>``, or all the text before
+    ``</think>`` when there is no ``<think>`` (the prompt prefilled it); answer is everything after that first
+    ``</think>`` (so a second think block ends up in the answer, where the format reward rejects it). With no
+    ``</think>`` at all the result is ``(None, whole text)``. Same rule as ``pipeline.data.schema.split_response``.
+    """
+    if THINK_CLOSE not in text:
+        return None, text.strip()
+    head, _, tail = text.partition(THINK_CLOSE)
+    thinking = head.split(THINK_OPEN, 1)[1] if THINK_OPEN in head else head
+    return thinking.strip(), tail.strip()
+
+
+def answer_part(text: str) -> str:
+    """The part of a response that may hold the final answer: the text after the first ``</think>``.
+
+    A response that opens ``<think>`` and never closes it has not answered: its answer part is empty, so a gold
+    answer written while thinking never counts. A response without any think tag is all answer.
+    """
+    thinking, answer = split_response(text)
+    if thinking is None and THINK_OPEN in text:
+        return ""
+    return answer
+
+
+def boxed_contents(text: str) -> list[str]:
+    """The contents of every outermost closed ``\\boxed{...}`` / ``\\fbox{...}``, in order, stripped.
+
+    Nested braces are matched (one left-to-right pass with a stack; ``\\{`` and ``\\}`` are not grouping braces);
+    a box that is never closed is ignored.
+    """
+    found: list[str] = []
+    stack: list[tuple[bool, int]] = []  # (is a box, index where its content starts)
+    open_boxes = 0
+    for m in _BOX_TOKEN_RE.finditer(text):
+        token = m.group()
+        if token.startswith("\\") and len(token) == 2:
+            continue
+        if token == "}":
+            if stack:
+                is_box, start = stack.pop()
+                if is_box:
+                    open_boxes -= 1
+                    if open_boxes == 0:
+                        found.append(text[start : m.start()].strip())
+            continue
+        is_box = token != "{"
+        stack.append((is_box, m.end()))
+        open_boxes += is_box
+    return found
+
+
+def extract_final_answer(answer_text: str) -> str | None:
+    """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None.
+
+    In order of preference: the content of the last closed ``\\boxed{}`` (None when that box is empty); the content
+    of the last ``<answer>...</answer>``; the last number (``1,234`` comes back as ``1234``). The last number does
+    not count when the number before it is joined to it by a comma, ``or`` or ``and`` ("3, 4, 5", "3 or 4",
+    "x = 2 or x = 3"): several candidates are no answer, and the result is None.
+    """
+    boxes = boxed_contents(answer_text)
+    if boxes:
+        return boxes[-1] or None
+    tags = _ANSWER_TAG_RE.findall(answer_text)
+    if tags:
+        return tags[-1].strip() or None
+    last = None
+    for last in _NUMBER_RE.finditer(answer_text):
+        pass
+    if last is None:
+        return None
+    before = answer_text[max(0, last.start() - _LOOKBEHIND_CHARS) : last.start()]
+    if _CANDIDATE_TAIL_RE.search(before):
+        return None
+    number = last.group()
+    return number.replace(",", "").replace(" ", "") if "frac" not in number else number.replace(" ", "")

@@ -1,0 +1,65 @@
+"""Tiny offline models, the chat template, and the EOS agreement checks."""
+
+import copy
+
+import pytest
+
+from pipeline import models
+
+
+def test_tiny_model_saves_and_reloads_offline(tiny_model_dir):
+    import torch
+
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
+    assert tok.padding_side == "left" and tok.eos_token == "</s>"
+    assert tok.decode(tok("a b\n7")["input_ids"]) == "a b\n7"
+    ids = torch.tensor([tok("12+3=")["input_ids"]])
+    fresh, _ = models.load_model_and_tokenizer(str(tiny_model_dir))
+    assert torch.equal(model(ids).logits, fresh(ids).logits)
+
+
+def test_think_tags_are_atomic_and_survive_skip_special_tokens():
+    tok = models.build_char_tokenizer()
+    tokens = tok.convert_ids_to_tokens(tok("<think>\n1+1=2\n</think>\n2")["input_ids"])
+    assert tokens[0] == "<think>" and "</think>" in tokens
+    text = tok.decode(tok("<think>x</think>y</s>")["input_ids"], skip_special_tokens=True)
+    assert text == "<think>x</think>y"
+
+
+def test_chat_template_renders_think_and_ends_turn_with_eos():
+    tok = models.build_char_tokenizer()
+    messages = [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "<think>\n1+1=2\n</think>\n2"}]
+    text = tok.apply_chat_template(messages, tokenize=False)
+    assert "<think>\n1+1=2\n</think>\n2</s>" in text
+    prompt = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|assistant|>\n")
+    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert tok.decode(masked) == "<think>\n1+1=2\n</think>\n2</s>"
+
+
+def test_eos_checks_fire_on_mismatch(tiny_model_dir):
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
+    models.check_eos_agreement(tok, model.generation_config)
+    bad_generation = copy.deepcopy(model.generation_config)
+    bad_generation.eos_token_id = tok.convert_tokens_to_ids("a")
+    with pytest.raises(models.EOSMismatchError, match="never stop"):
+        models.check_eos_agreement(tok, bad_generation)
+    other = copy.deepcopy(tok)
+    other.chat_template = models.CHAT_TEMPLATE.replace("eos_token", "'<|user|>'")
+    with pytest.raises(models.EOSMismatchError):
+        models.check_eos_agreement(other, model.generation_config)
+
+
+def test_base_model_without_template_gets_ours(tiny_model_dir, tmp_path):
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
+    tok.chat_template = None
+    models.save_model(model, tok, tmp_path / "base")
+    _, reloaded = models.load_model_and_tokenizer(str(tmp_path / "base"))
+    assert reloaded.chat_template == models.CHAT_TEMPLATE
+
+
+def test_unknown_tiny_parameter_is_named():
+    tok = models.build_char_tokenizer()
+    with pytest.raises(ValueError, match="unknown tiny-model parameter 'layerz'"):
+        models.build_tiny_model({"layerz": 2}, tok)
