@@ -1,0 +1,111 @@
+"""What every training stage shares: TRL config with hardware-aware defaults, resume, curves, ledger feed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from pipeline.artifacts import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def hardware_defaults() -> dict:
+    """TRL defaults to bf16 and gradient checkpointing; on CPU both cost time for small models (TRL-ON-CPU.md)."""
+    if on_gpu():
+        return {"bf16": True}
+    return {"use_cpu": True, "bf16": False, "gradient_checkpointing": False, "dataloader_pin_memory": False}
+
+
+def build_trl_config(config_cls, trainer: dict, output_dir: Path, seed: int, stage_defaults: dict | None = None):
+    """Our defaults < the stage's defaults < the recipe's `trainer:` dict, which goes to TRL unchanged."""
+    values = {
+        "output_dir": str(output_dir / "checkpoints"), "seed": seed, "report_to": "none", "logging_steps": 10,
+        "save_strategy": "steps", "save_steps": 200, "save_total_limit": 2, "disable_tqdm": False,
+        **hardware_defaults(), **(stage_defaults or {}), **trainer,
+    }
+    return config_cls(**values)
+
+
+def last_checkpoint(config) -> str | None:
+    """The newest checkpoint in the stage's checkpoint folder, so an interrupted stage resumes, not restarts."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(config.output_dir)
+    if not folder.is_dir():
+        return None
+    found = get_last_checkpoint(str(folder))
+    if found:
+        log.info("resuming from %s", found)
+    return found
+
+
+def write_curves(log_history: list[dict], stage_dir: Path, keys: list[str], title: str) -> dict:
+    """log_history -> curves.json (every logged key) and curves.png (the keys asked for that were logged)."""
+    series: dict[str, list] = {}
+    for entry in log_history:
+        step = entry.get("step")
+        for key, value in entry.items():
+            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                series.setdefault(key, []).append([step, value])
+    atomic_write_json(stage_dir / "curves.json", series)
+    present = [k for k in keys if k in series]
+    if present:
+        plot_series({k: series[k] for k in present}, stage_dir / "curves.png", title)
+    return series
+
+
+def plot_series(series: dict[str, list], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.4), squeeze=False)
+    for ax, (key, points) in zip(axes[0], series.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", linewidth=1)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def ledger_callback(attempt, params: int):
+    """A transformers callback that feeds the ledger with the tokens the trainer has seen."""
+    from transformers import TrainerCallback
+
+    class LedgerCallback(TrainerCallback):
+        def __init__(self):
+            self.reported = 0
+
+        def on_log(self, args, state, control, **kwargs):
+            seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+            if seen > self.reported:
+                attempt.add(params=params, tokens_trained=seen - self.reported)
+                self.reported = seen
+
+    attempt.add(params=params)
+    return LedgerCallback()
+
+
+def final_metrics(log_history: list[dict]) -> dict:
+    """The last value of each logged scalar, e.g. train_loss, runtime, the final reward."""
+    out: dict = {}
+    for entry in log_history:
+        for key, value in entry.items():
+            if isinstance(value, (int, float)):
+                out[key] = value
+    return json.loads(json.dumps(out))
