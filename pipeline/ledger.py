@@ -58,7 +58,8 @@ class Attempt:
 
     def row(self, status: str, wall_s: float | None = None) -> dict:
         wall = time.time() - self.start if wall_s is None else wall_s
-        devices = self.device_count * self.processes if self.device_kind == "cpu" else self.device_count
+        # Under accelerate each process drives one device (a GPU, or a CPU worker): count them all.
+        devices = max(self.device_count, self.processes) if self.processes > 1 else self.device_count
         device_hours = wall * devices / 3600
         flops = 6 * self.params * self.counters.get("tokens_trained", 0) + 2 * self.params * (
             self.counters.get("tokens_generated", 0) + self.counters.get("tokens_prompt", 0))
@@ -106,11 +107,11 @@ def read_attempts(run_dir: str | Path) -> list[dict]:
     return list(attempts.values())
 
 
-def new_attempt(run_dir: Path, stage: str, kind: str, price: float, stage_dir: Path) -> Attempt:
-    """Close any attempt of this stage a kill left open, then start the next one."""
+def new_attempt(run_dir: Path, stage: str, kind: str, price: float, stage_dir: Path, writer: bool = True) -> Attempt:
+    """Close any attempt of this stage a kill left open (only the writing process does), then start the next."""
     previous = [a for a in read_attempts(run_dir) if a["stage"] == stage]
     for row in previous:
-        if row["status"] in ("started", "running"):
+        if writer and row["status"] in ("started", "running"):
             _close_killed(run_dir, row, stage_dir)
     number = max((a["attempt"] for a in previous), default=0) + 1
     kind_name, count = detect_devices()

@@ -152,6 +152,13 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
                               f"use one of: {', '.join(earlier) or '(none: this is the first stage)'}"
                               if dep not in (name,) else f"a stage cannot read from {later}")
     launch = coerce(body.get("launch"), dict | None, path, f"{where}.launch")
+    if launch:
+        from pipeline.launch import check_launch
+
+        try:
+            check_launch(launch)
+        except ValueError as e:
+            raise RecipeError(path, f"{where}.launch", str(e)) from None
     return StageSpec(name, kind, config, launch, depends)
 
 

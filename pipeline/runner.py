@@ -154,7 +154,8 @@ def prepare_stage_dir(stage_dir: Path, ident: dict) -> None:
 def execute_stage(recipe: Recipe, spec: StageSpec, ident: dict, is_main_process: bool = True,
                   processes: int = 1) -> StageResult:
     stage_dir = recipe.run_dir / spec.name
-    attempt = ledger.new_attempt(recipe.run_dir, spec.name, spec.kind, recipe.price_per_device_hour, stage_dir)
+    attempt = ledger.new_attempt(recipe.run_dir, spec.name, spec.kind, recipe.price_per_device_hour, stage_dir,
+                                 writer=is_main_process)
     attempt.processes = processes
     if is_main_process:
         attempt.begin()

@@ -22,7 +22,6 @@ _NUMBER_RE = re.compile(NUMBER)
 _CANDIDATE_TAIL_RE = re.compile(
     NUMBER + r"\s*\$?\s*(?:[,;]\s*(?:(?:or|and)\b\s*)?|(?:or|and)\b\s*)\$?\s*(?:[a-zA-Z]\s*=\s*)?$"
 )
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
 _LOOKBEHIND_CHARS = 200
 
@@ -125,6 +124,35 @@ def boxed_contents(text: str) -> list[str]:
     return found
 
 
+def last_answer_tag(text: str) -> str | None:
+    """The stripped content of the last closed ``<answer>...</answer>``, or None when there is none.
+
+    Found with ``rfind`` rather than a lazy regex: a regex scans to the end of the text for every unclosed
+    ``<answer>``, which is quadratic on hostile text.
+    """
+    close = text.rfind("</answer>")
+    if close < 0:
+        return None
+    start = text.rfind("<answer>", 0, close)
+    return None if start < 0 else text[start + len("<answer>") : close].strip()
+
+
+def remove_spans(text: str, opening: str, closing: str, replacement: str = " ") -> str:
+    """``text`` with every ``opening ... closing`` span replaced, scanning left to right once (linear time).
+
+    An opening with no closing after it ends the scan: the rest is kept as is.
+    """
+    parts, position = [], 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break
+        parts += [text[position:start], replacement]
+        position = end + len(closing)
+    parts.append(text[position:])
+    return "".join(parts)
+
+
 def extract_final_answer(answer_text: str) -> str | None:
     """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None.
 
@@ -136,9 +164,9 @@ def extract_final_answer(answer_text: str) -> str | None:
     boxes = boxed_contents(answer_text)
     if boxes:
         return boxes[-1] or None
-    tags = _ANSWER_TAG_RE.findall(answer_text)
-    if tags:
-        return tags[-1].strip() or None
+    tag = last_answer_tag(answer_text)
+    if tag is not None:
+        return tag or None
     last = None
     for last in _NUMBER_RE.finditer(answer_text):
         pass
@@ -149,3 +177,17 @@ def extract_final_answer(answer_text: str) -> str | None:
         return None
     number = last.group()
     return number.replace(",", "").replace(" ", "") if "frac" not in number else number.replace(" ", "")
+
+
+def column(kwargs: dict, name: str, reward: str, n: int) -> list:
+    """The dataset column ``name`` as a list of ``n`` values; ValueError naming the columns there are otherwise."""
+    values = kwargs.get(name)
+    if values is None:
+        present = ", ".join(sorted(k for k in kwargs if k not in _TRL_KWARGS)) or "(none)"
+        raise ValueError(f"Reward '{reward}' needs the dataset column '{name}'; the columns passed are: {present}")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != n:
+        raise ValueError(f"Reward '{reward}': column '{name}' must hold one value per completion ({n})")
+    return list(values)
+
+
+_TRL_KWARGS = {"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric"}

@@ -59,3 +59,19 @@ def trace_row(problem: str, thinking: str | None, answer: str, *, id: str, sourc
                messages=messages, gold_answer=gold_answer, source=source)
     row.update(extra)
     return row
+
+
+def trace_features():
+    """The `datasets.Features` of a canonical trace table, so that a column that is None in one batch and filled
+    in the next (thinking, verified, ...) keeps one type."""
+    import datasets  # here, not at the top: the schema is read by code that never touches datasets
+
+    string, integer = datasets.Value("string"), datasets.Value("int64")
+    types = {
+        "id": string, "sample_index": integer, "problem": string, "thinking": string, "answer": string,
+        "response": string, "messages": datasets.List({"role": string, "content": string}),
+        "gold_answer": string, "source": string, "finish_reason": string, "prompt_tokens": integer,
+        "completion_tokens": integer, "verified": datasets.Value("bool"), "score": datasets.Value("float64"),
+    }
+    assert list(types) == list(TRACE_COLUMNS), "trace_features() must follow TRACE_COLUMNS"
+    return datasets.Features(types)

@@ -9,3 +9,9 @@ import pkgutil
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")
+
+# A user's own stage kinds: REASONFORGE_PLUGINS=my_pkg.stages,other.module imports them (each registers itself).
+import os as _os
+
+for _plugin in filter(None, _os.environ.get("REASONFORGE_PLUGINS", "").split(",")):
+    importlib.import_module(_plugin.strip())

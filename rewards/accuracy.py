@@ -1,0 +1,50 @@
+"""Answer correctness: the final answer after ``</think>`` checked against the gold answer with math_verify."""
+
+from __future__ import annotations
+
+import re
+
+from .registry import register
+from .text import answer_part, boxed_contents, column, completion_text, extract_final_answer
+from .verify import answers_equivalent, gold_text
+
+_NORMALIZE_RE = re.compile(r"\\[,!;: ]|\s+|\$")
+
+
+def correctness(text: str, gold, timeout_s: float = 2.0) -> float | None:
+    """1.0 when the final answer of ``text`` equals ``gold``, 0.0 when not, None when the gold cannot be judged.
+
+    The final answer is looked for only after ``</think>`` (``answer_part``): ``\\boxed{}`` first, then
+    ``<answer>`` tags, then the last number (``extract_final_answer``). Hedging scores 0: two or more distinct
+    boxed answers (compared after removing whitespace, ``$`` and LaTeX spacing), or a trailing list of numbers
+    ("3, 4, 5", "3 or 4"). Gold may be a GSM8K rationale (the text after ``####`` is used). None when the gold is
+    missing or does not parse.
+    """
+    gold = gold_text(gold)
+    if gold is None:
+        return None
+    answer = answer_part(text)
+    distinct_boxes = {_NORMALIZE_RE.sub("", box) for box in boxed_contents(answer)} - {""}
+    final = extract_final_answer(answer) if len(distinct_boxes) <= 1 else None
+    verdict = answers_equivalent(gold, final or "", timeout_s)
+    if verdict is None:
+        return None
+    return 1.0 if verdict and final else 0.0
+
+
+@register("accuracy")
+def accuracy(gold_column: str = "gold_answer", timeout_s: float = 2.0):
+    """1.0 when the final answer (after </think>) is equivalent to the gold answer by math_verify, else 0.0.
+
+    See ``correctness`` for what counts as the final answer and when it scores 0. Plain numbers are compared without
+    sympy; anything else goes to math_verify in a worker process bounded to ``timeout_s`` seconds per check (see
+    ``rewards.verify``). Range: {0.0, 1.0}, or None when the gold answer is missing or unparseable.
+    """
+    if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise ValueError(f"accuracy: timeout_s must be a positive number of seconds, got {timeout_s!r}")
+
+    def accuracy_reward(completions, **kwargs) -> list[float | None]:
+        golds = column(kwargs, gold_column, "accuracy", len(completions))
+        return [correctness(completion_text(c), g, float(timeout_s)) for c, g in zip(completions, golds)]
+
+    return accuracy_reward

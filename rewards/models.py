@@ -1,0 +1,129 @@
+"""Scoring text with a sequence-classification model (a reward model or a classifier), loaded once per process.
+
+torch and transformers are imported on first use, so ``import rewards`` stays cheap for the rule-based rewards.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from .text import prompt_text
+
+_lock = threading.Lock()
+_tokenizers: dict[str, object] = {}
+_scorers: dict[tuple[str, str], tuple[object, object]] = {}
+
+
+def load_tokenizer(path: str):
+    """``AutoTokenizer.from_pretrained(path)``, cached per path."""
+    with _lock:
+        if path not in _tokenizers:
+            from transformers import AutoTokenizer
+
+            _tokenizers[path] = AutoTokenizer.from_pretrained(path)
+        return _tokenizers[path]
+
+
+def load_scorer(model: str, device: str = "cpu"):
+    """(model, tokenizer) of ``AutoModelForSequenceClassification`` at ``model``, in eval mode on ``device``, cached.
+
+    The tokenizer pads on the right (Llama-style classifiers score the last non-pad token and take positions from
+    the left, so right padding gives batched scores equal to one-by-one ones) and truncates on the left (what is
+    cut is the start of the prompt, never the end of the answer being scored). A tokenizer without a pad token pads
+    with its end-of-sequence token, and the model's ``pad_token_id`` is set to match.
+    """
+    key = (str(model), str(device))
+    with _lock:
+        if key not in _scorers:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(model)
+            if tokenizer.pad_token is None:
+                if tokenizer.eos_token is None:
+                    raise ValueError(f"Reward model '{model}': its tokenizer has neither a pad nor an eos token")
+                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.padding_side = "right"
+            tokenizer.truncation_side = "left"
+            network = AutoModelForSequenceClassification.from_pretrained(model).to(device).eval()
+            if network.config.pad_token_id is None:
+                network.config.pad_token_id = tokenizer.pad_token_id
+            _scorers[key] = (network, tokenizer)
+        return _scorers[key]
+
+
+def prompt_messages(prompt) -> list[dict]:
+    """A prompt as chat messages: a string is one user turn; message lists keep role and text content."""
+    if prompt is None or prompt == "":
+        return []
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, (list, tuple)):
+        return [{"role": m.get("role", "user"), "content": prompt_text([m])} for m in prompt if isinstance(m, dict)]
+    return [{"role": "user", "content": str(prompt)}]
+
+
+def render(tokenizer, prompt, response: str) -> tuple[str, bool]:
+    """(text to score, already has special tokens) for a prompt and a response.
+
+    With a chat template and a prompt: ``apply_chat_template(prompt messages + [assistant response])``. Otherwise
+    "prompt\\n\\nresponse" (just the response when there is no prompt), and the tokenizer adds its special tokens.
+    """
+    messages = prompt_messages(prompt)
+    if messages and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
+        return text, True
+    head = prompt_text(prompt)
+    return (f"{head}\n\n{response}" if head else response), False
+
+
+def label_index(network, label) -> int | None:
+    """Which logit scores: None for a one-logit reward model, else the index of ``label`` (an index or a name)."""
+    labels = network.config.num_labels
+    if labels == 1 and label is None:
+        return None
+    if isinstance(label, int) and 0 <= label < labels:
+        return label
+    names = {str(name).lower(): int(i) for i, name in (network.config.id2label or {}).items()}
+    if isinstance(label, str) and label.lower() in names:
+        return names[label.lower()]
+    raise ValueError(f"The reward model has {labels} labels {sorted(names)}; set label= to one of them or its index")
+
+
+def score(network, tokenizer, prompts: list, responses: list[str], batch_size: int, max_length: int, label=None):
+    """Raw scores of (prompt, response) pairs, batched, without gradients.
+
+    A one-logit model gives its logit. A classifier gives the log-odds of ``label``: its logit minus the log-sum-exp
+    of the others, so that sigmoid(score) is exactly the softmax probability of that label.
+    """
+    import torch
+
+    index = label_index(network, label)
+    device = next(network.parameters()).device
+    rendered = [render(tokenizer, p, r) for p, r in zip(prompts, responses)]
+    scores: list[float] = []
+    for start in range(0, len(rendered), batch_size):
+        batch = rendered[start : start + batch_size]
+        for special in (True, False):  # templated texts carry their own special tokens; plain ones get them added
+            chunk = [text for text, templated in batch if templated == special]
+            if not chunk:
+                continue
+            encoded = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                                add_special_tokens=not special).to(device)
+            with torch.inference_mode():
+                logits = network(**encoded).logits.float()
+            scores += _pick(logits, index)
+    order = [i for special in (True, False) for i in range(len(rendered)) if rendered[i][1] == special]
+    return _unsort(scores, order, batch_size, rendered)
+
+
+def _pick(logits, index: int | None) -> list[float]:
+    if index is None:
+        return logits[:, 0].tolist()
+    others = logits.clone()
+    others[:, index] = -math.inf
+    return (logits[:, index] - others.logsumexp(dim=-1)).tolist()
+
+
+def _unsort(scores, order, batch_size, rendered):
+    raise NotImplementedError
