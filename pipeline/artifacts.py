@@ -63,8 +63,13 @@ def atomic_dir(path: str | Path):
 
 def save_dataset(dataset, path: str | Path) -> Path:
     """`datasets` save_to_disk, atomically."""
+    import datasets
+
+    kwargs = {}
+    if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
+        kwargs["num_shards"] = 1  # datasets 5 writes no data file for an empty Dataset unless asked for one shard
     with atomic_dir(path) as tmp:
-        dataset.save_to_disk(str(tmp))
+        dataset.save_to_disk(str(tmp), **kwargs)
     return Path(path)
 
 

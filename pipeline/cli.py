@@ -68,8 +68,17 @@ def cmd_run(args) -> int:
         runner.run(recipe, only=args.only, from_stage=args.from_stage, force=args.force)
     except runner.PlanError as e:
         raise UserFacingError(str(e)) from None
+    print_reports(recipe)
     print(f"run finished: {recipe.run_dir}")
     return 0
+
+
+def print_reports(recipe) -> None:
+    """The summary of every report stage, cached or not, so each run ends with its results."""
+    for spec in recipe.stages:
+        summary = recipe.run_dir / spec.name / "summary.md"
+        if spec.kind == "report" and summary.exists():
+            print(summary.read_text())
 
 
 def cmd_plan(args) -> int:

@@ -25,7 +25,7 @@ from pipeline.ledger import DEFAULT_PRICE_PER_DEVICE_HOUR
 from pipeline.refs import DataRef, ModelRef, parse_data_ref, parse_model_ref, stages_referenced
 from pipeline.registry import STAGES
 
-TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "description"}
+TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "description", "torch_threads"}
 COMMON_STAGE_KEYS = {"kind", "launch"}
 
 
@@ -55,6 +55,7 @@ class Recipe:
     path: str
     raw: dict
     price_per_device_hour: float = DEFAULT_PRICE_PER_DEVICE_HOUR
+    torch_threads: int | None = None  # tiny models on a few CPU cores run fastest on one thread
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -115,7 +116,8 @@ def build_recipe(raw: dict, path: str) -> Recipe:
     for stage_name, body in raw["stages"].items():
         stages.append(build_stage(str(stage_name), body, [s.name for s in stages], path))
     run_dir = Path(raw.get("run_dir") or f"runs/{name}")
-    return Recipe(name, seed, run_dir, stages, path, raw, price)
+    threads = coerce(raw.get("torch_threads"), int | None, path, "torch_threads")
+    return Recipe(name, seed, run_dir, stages, path, raw, price, threads)
 
 
 def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:

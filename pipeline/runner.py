@@ -160,6 +160,10 @@ def execute_stage(recipe: Recipe, spec: StageSpec, ident: dict, is_main_process:
     if is_main_process:
         attempt.begin()
     upstream = {dep: load_result(recipe, dep) for dep in spec.depends_on}
+    if recipe.torch_threads:
+        import torch
+
+        torch.set_num_threads(recipe.torch_threads)
     ctx = StageContext(spec.name, spec.kind, stage_dir.resolve(), recipe.run_dir.resolve(), recipe.seed,
                        ident["fingerprint"], upstream, attempt, _stage_logger(spec.name, stage_dir, is_main_process),
                        recipe.name, recipe.path, is_main_process)

@@ -30,7 +30,7 @@ def build_trl_config(config_cls, trainer: dict, output_dir: Path, seed: int, sta
     values = {
         "output_dir": str(output_dir / "checkpoints"), "seed": seed, "report_to": "none", "logging_steps": 10,
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 2, "disable_tqdm": False,
-        **hardware_defaults(), **(stage_defaults or {}), **trainer,
+        **hardware_defaults(), **(stage_defaults or {}), **yaml_scientific_to_float(trainer),
     }
     return config_cls(**values)
 
@@ -109,3 +109,12 @@ def final_metrics(log_history: list[dict]) -> dict:
             if isinstance(value, (int, float)):
                 out[key] = value
     return json.loads(json.dumps(out))
+
+
+def yaml_scientific_to_float(trainer: dict) -> dict:
+    """`trainer:` values with numbers PyYAML left as strings ("1e-5": YAML 1.1 wants "1.0e-5") made floats; TRL
+    would otherwise fail deep inside TrainingArguments with a type error that names no key."""
+    import re
+
+    pattern = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+    return {k: float(v) if isinstance(v, str) and pattern.fullmatch(v.strip()) else v for k, v in trainer.items()}

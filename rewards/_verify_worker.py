@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -108,8 +109,12 @@ def _limit_memory() -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; we end when stdin closes
     _limit_memory()
+    # The protocol gets its own copy of stdout; fd 1 then points at stderr, so that anything a library prints
+    # (Python or C) cannot corrupt the reply lines.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     _quiet_math_verify()
-    out = sys.stdout
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:

@@ -14,7 +14,8 @@ _NORMALIZE_RE = re.compile(r"\\[,!;: ]|\s+|\$")
 def correctness(text: str, gold, timeout_s: float = 2.0) -> float | None:
     """1.0 when the final answer of ``text`` equals ``gold``, 0.0 when not, None when the gold cannot be judged.
 
-    The final answer is looked for only after ``</think>`` (``answer_part``): ``\\boxed{}`` first, then
+    The final answer is looked for only after ``</think>`` (``answer_part``; a response that opens ``<think>`` and
+    never closes it has no answer, one without think tags is all answer): ``\\boxed{}`` first, then
     ``<answer>`` tags, then the last number (``extract_final_answer``). Hedging scores 0: two or more distinct
     boxed answers (compared after removing whitespace, ``$`` and LaTeX spacing), or a trailing list of numbers
     ("3, 4, 5", "3 or 4"). Gold may be a GSM8K rationale (the text after ``####`` is used). None when the gold is
@@ -37,8 +38,9 @@ def accuracy(gold_column: str = "gold_answer", timeout_s: float = 2.0):
     """1.0 when the final answer (after </think>) is equivalent to the gold answer by math_verify, else 0.0.
 
     See ``correctness`` for what counts as the final answer and when it scores 0. Plain numbers are compared without
-    sympy; anything else goes to math_verify in a worker process bounded to ``timeout_s`` seconds per check (see
-    ``rewards.verify``). Range: {0.0, 1.0}, or None when the gold answer is missing or unparseable.
+    sympy; anything else goes to math_verify in a worker process, ``timeout_s`` seconds per check at most (plus a
+    1 s grace when the worker has to be killed; a timeout scores 0.0; see ``rewards.verify``).
+    Range: {0.0, 1.0}, or None when the gold answer is missing or unparseable.
     """
     if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
         raise ValueError(f"accuracy: timeout_s must be a positive number of seconds, got {timeout_s!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .registry import register
-from .text import THINK_CLOSE, THINK_OPEN, completion_text, prompt_text
+from .text import THINK_CLOSE, THINK_OPEN, completion_text
 
 _PREFILL_RE = re.compile(r"<think>\s*$")
 _STRICT_RE = re.compile(r"<think>\n(.*?)\n</think>\n<answer>\n(.*?)\n</answer>\s*", re.DOTALL)
@@ -80,7 +80,7 @@ def tag_count(prefilled: bool | None = None):
 
     def tag_count_reward(completions, prompts=None, **kwargs) -> list[float | None]:
         texts = _texts(completions, prompts, prefilled)
-        return [sum(0.25 for tag in tags if text.count(tag) == 1) for text in texts]
+        return [sum((0.25 for tag in tags if text.count(tag) == 1), 0.0) for text in texts]
 
     return tag_count_reward
 

@@ -16,23 +16,24 @@ _SCRIPT_OF_NAME = {
     "DEVANAGARI": "devanagari", "BENGALI": "bengali", "TAMIL": "tamil", "THAI": "thai", "HANGUL": "hangul",
     "HIRAGANA": "kana", "KATAKANA": "kana", "CJK": "han", "ARMENIAN": "armenian", "GEORGIAN": "georgian",
 }
-SCRIPTS = {
-    "latin": {"latin"}, "cyrillic": {"cyrillic"}, "greek": {"greek"}, "arabic": {"arabic"}, "hebrew": {"hebrew"},
-    "devanagari": {"devanagari"}, "bengali": {"bengali"}, "tamil": {"tamil"}, "thai": {"thai"},
-    "armenian": {"armenian"}, "georgian": {"georgian"}, "hangul": {"hangul"}, "han": {"han"}, "kana": {"kana"},
-    "cjk": {"han", "kana", "hangul"},
+SCRIPTS = {script: frozenset({script}) for script in set(_SCRIPT_OF_NAME.values())} | {
+    "cjk": frozenset({"han", "kana", "hangul"}),
 }
+_LATIN = ("en", "fr", "de", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "tr", "vi", "id", "ms", "ro",
+          "hu", "sw")
 LANGUAGES = {
-    **{code: {"latin"} for code in "en fr de es it pt nl sv da no fi pl cs tr vi id ms ro hu sw".split()},
-    **{code: {"cyrillic"} for code in "ru uk bg sr be kk mk".split()},
-    "el": {"greek"}, "ar": {"arabic"}, "fa": {"arabic"}, "ur": {"arabic"}, "he": {"hebrew"},
-    "hi": {"devanagari"}, "mr": {"devanagari"}, "ne": {"devanagari"}, "bn": {"bengali"}, "ta": {"tamil"},
-    "th": {"thai"}, "hy": {"armenian"}, "ka": {"georgian"},
-    "zh": {"han"}, "ja": {"han", "kana"}, "ko": {"hangul", "han"},
+    **{code: SCRIPTS["latin"] for code in _LATIN},
+    **{code: SCRIPTS["cyrillic"] for code in ("ru", "uk", "bg", "sr", "be", "kk", "mk")},
+    **{code: SCRIPTS["arabic"] for code in ("ar", "fa", "ur")},
+    **{code: SCRIPTS["devanagari"] for code in ("hi", "mr", "ne")},
+    "el": SCRIPTS["greek"], "he": SCRIPTS["hebrew"], "bn": SCRIPTS["bengali"], "ta": SCRIPTS["tamil"],
+    "th": SCRIPTS["thai"], "hy": SCRIPTS["armenian"], "ka": SCRIPTS["georgian"],
+    "zh": SCRIPTS["han"], "ja": frozenset({"han", "kana"}), "ko": frozenset({"hangul", "han"}),
 }
-# Math is language-neutral: $$...$$, $...$, \[...\], \(...\) and LaTeX command names go before counting.
+# Math is language-neutral: $$...$$, $...$, \[...\], \(...\), LaTeX command names and lone Latin letters
+# (variables: "let x be", "设x为") go before counting.
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
-_LATEX_COMMAND_RE = re.compile(r"\\[a-zA-Z]+")
+_LATEX_AND_VARIABLES_RE = re.compile(r"\\[a-zA-Z]+|(?<![a-zA-Z])[a-zA-Z](?![a-zA-Z])")
 
 
 @lru_cache(maxsize=65536)
@@ -44,7 +45,7 @@ def script_of(char: str) -> str | None:
     return _SCRIPT_OF_NAME.get(name.split(" ", 1)[0], "other")
 
 
-def target_scripts(language: str) -> set[str]:
+def target_scripts(language: str) -> frozenset[str]:
     """The scripts that count as ``language``: an ISO 639-1 code from LANGUAGES or a script name from SCRIPTS."""
     key = str(language).lower()
     if key in LANGUAGES:
@@ -55,15 +56,16 @@ def target_scripts(language: str) -> set[str]:
     raise ValueError(f"language_consistency: unknown language '{language}'. Valid: {choices}")
 
 
-def script_fraction(text: str, scripts: set[str]) -> float | None:
-    """Share of the letters of ``text`` (math and LaTeX commands removed) whose script is in ``scripts``.
+def script_fraction(text: str, scripts: frozenset[str]) -> float | None:
+    """Share of the letters of ``text`` (math, LaTeX commands and lone Latin letters removed) in ``scripts``.
 
     Letters are ``str.isalpha`` characters, so digits, punctuation, symbols and spaces are ignored. None when no
     letter is left (pure-math thinking cannot be judged).
     """
     for opening, closing in _MATH_DELIMITERS:
         text = remove_spans(text, opening, closing)
-    counts = Counter(_LATEX_COMMAND_RE.sub(" ", text))  # counting distinct characters first keeps megabyte texts cheap
+    # Counting each distinct character once (Counter runs in C) keeps megabyte texts cheap.
+    counts = Counter(_LATEX_AND_VARIABLES_RE.sub(" ", text))
     letters = in_target = 0
     for char, count in counts.items():
         script = script_of(char)

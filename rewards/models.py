@@ -63,18 +63,22 @@ def prompt_messages(prompt) -> list[dict]:
     return [{"role": "user", "content": str(prompt)}]
 
 
-def render(tokenizer, prompt, response: str) -> tuple[str, bool]:
-    """(text to score, already has special tokens) for a prompt and a response.
+def render(tokenizer, prompts: list, responses: list[str]) -> tuple[list[str], bool]:
+    """(texts to score, whether they already hold their special tokens) for prompt/response pairs.
 
-    With a chat template and a prompt: ``apply_chat_template(prompt messages + [assistant response])``. Otherwise
-    "prompt\\n\\nresponse" (just the response when there is no prompt), and the tokenizer adds its special tokens.
+    When the tokenizer has a chat template and every pair has a prompt: ``apply_chat_template(prompt messages +
+    [assistant response])``. Otherwise "prompt\\n\\nresponse" (the bare response when there is no prompt), and
+    the tokenizer adds its special tokens. One rule per call, so a batch is tokenized one way.
     """
-    messages = prompt_messages(prompt)
-    if messages and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
-        return text, True
-    head = prompt_text(prompt)
-    return (f"{head}\n\n{response}" if head else response), False
+    messages = [prompt_messages(p) for p in prompts]
+    if getattr(tokenizer, "chat_template", None) and all(messages):
+        texts = [
+            tokenizer.apply_chat_template(m + [{"role": "assistant", "content": r}], tokenize=False)
+            for m, r in zip(messages, responses)
+        ]
+        return texts, True
+    heads = [prompt_text(p) for p in prompts]
+    return [f"{h}\n\n{r}" if h else r for h, r in zip(heads, responses)], False
 
 
 def label_index(network, label) -> int | None:
@@ -82,7 +86,7 @@ def label_index(network, label) -> int | None:
     labels = network.config.num_labels
     if labels == 1 and label is None:
         return None
-    if isinstance(label, int) and 0 <= label < labels:
+    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < labels:
         return label
     names = {str(name).lower(): int(i) for i, name in (network.config.id2label or {}).items()}
     if isinstance(label, str) and label.lower() in names:
@@ -91,7 +95,7 @@ def label_index(network, label) -> int | None:
 
 
 def score(network, tokenizer, prompts: list, responses: list[str], batch_size: int, max_length: int, label=None):
-    """Raw scores of (prompt, response) pairs, batched, without gradients.
+    """Raw scores of (prompt, response) pairs (see ``render``), in batches of ``batch_size``, without gradients.
 
     A one-logit model gives its logit. A classifier gives the log-odds of ``label``: its logit minus the log-sum-exp
     of the others, so that sigmoid(score) is exactly the softmax probability of that label.
@@ -100,30 +104,17 @@ def score(network, tokenizer, prompts: list, responses: list[str], batch_size: i
 
     index = label_index(network, label)
     device = next(network.parameters()).device
-    rendered = [render(tokenizer, p, r) for p, r in zip(prompts, responses)]
+    texts, templated = render(tokenizer, prompts, responses)
     scores: list[float] = []
-    for start in range(0, len(rendered), batch_size):
-        batch = rendered[start : start + batch_size]
-        for special in (True, False):  # templated texts carry their own special tokens; plain ones get them added
-            chunk = [text for text, templated in batch if templated == special]
-            if not chunk:
-                continue
-            encoded = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
-                                add_special_tokens=not special).to(device)
-            with torch.inference_mode():
-                logits = network(**encoded).logits.float()
-            scores += _pick(logits, index)
-    order = [i for special in (True, False) for i in range(len(rendered)) if rendered[i][1] == special]
-    return _unsort(scores, order, batch_size, rendered)
-
-
-def _pick(logits, index: int | None) -> list[float]:
-    if index is None:
-        return logits[:, 0].tolist()
-    others = logits.clone()
-    others[:, index] = -math.inf
-    return (logits[:, index] - others.logsumexp(dim=-1)).tolist()
-
-
-def _unsort(scores, order, batch_size, rendered):
-    raise NotImplementedError
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                            max_length=max_length, add_special_tokens=not templated).to(device)
+        with torch.inference_mode():
+            logits = network(**encoded).logits.float()
+        if index is None:
+            scores += logits[:, 0].tolist()
+        else:
+            others = logits.clone()
+            others[:, index] = -math.inf
+            scores += (logits[:, index] - others.logsumexp(dim=-1)).tolist()
+    return scores

@@ -81,7 +81,7 @@ def _import_reward(path: str, params: dict) -> RewardFn:
     except (ImportError, AttributeError) as error:
         raise ValueError(f"Cannot import reward '{path}': {error}") from error
     if not callable(obj):
-        raise ValueError(f"Reward '{path}' is not callable")
+        raise ValueError(f"Reward '{path}' is not callable")  # noqa: TRY004 - recipe mistakes are ValueErrors
     try:
         takes_completions = "completions" in inspect.signature(obj).parameters
     except (TypeError, ValueError):

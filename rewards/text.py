@@ -13,11 +13,11 @@ THINK_CLOSE = "</think>"
 
 # A number as a model writes a final one: 1,234.5 | -7 | 14/3 | .5 | \frac{14}{3}. The minus sign counts only when
 # it is not a binary minus ("5-3" ends in 3, not -3).
-NUMBER = (
-    r"(?:(?<![\w)\]}])-\s?)?"
-    r"(?:\\[dt]?frac\{\d+\}\{\d+\}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
-)
-_NUMBER_RE = re.compile(NUMBER)
+_UNSIGNED = r"(?:\\[dt]?frac\{\d+\}\{\d+\}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)"
+_SIGN = r"(?:(?<![\w)\]}])-\s?)?"
+NUMBER = _SIGN + _UNSIGNED
+_UNSIGNED_RE = re.compile(_UNSIGNED)  # no leading lookbehind, so the regex engine can skip to candidate characters
+_SIGN_BEFORE_RE = re.compile(_SIGN + r"$")
 # "3, 4, 5" / "3 or 4" / "x = 2 or x = 3": the number before the last one is joined to it as another candidate.
 _CANDIDATE_TAIL_RE = re.compile(
     NUMBER + r"\s*\$?\s*(?:[,;]\s*(?:(?:or|and)\b\s*)?|(?:or|and)\b\s*)\$?\s*(?:[a-zA-Z]\s*=\s*)?$"
@@ -100,27 +100,29 @@ def answer_part(text: str) -> str:
 def boxed_contents(text: str) -> list[str]:
     """The contents of every outermost closed ``\\boxed{...}`` / ``\\fbox{...}``, in order, stripped.
 
-    Nested braces are matched (one left-to-right pass with a stack; ``\\{`` and ``\\}`` are not grouping braces);
-    a box that is never closed is ignored.
+    Nested braces are matched (one left-to-right pass with a stack; ``\\{`` and ``\\}`` are not grouping braces).
+    A box that is never closed is ignored, and so is a box inside another closed box; a closed box inside an
+    unclosed one counts.
     """
-    found: list[str] = []
-    stack: list[tuple[bool, int]] = []  # (is a box, index where its content starts)
-    open_boxes = 0
-    for m in _BOX_TOKEN_RE.finditer(text):
+    first = min((i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0), default=-1)
+    if first < 0:
+        return []
+    spans: list[tuple[int, int]] = []  # (content start, content end) of closed boxes, in closing order
+    stack: list[int] = []  # content start of each open group, -1 for a plain brace
+    for m in _BOX_TOKEN_RE.finditer(text, first):
         token = m.group()
-        if token.startswith("\\") and len(token) == 2:
-            continue
         if token == "}":
-            if stack:
-                is_box, start = stack.pop()
-                if is_box:
-                    open_boxes -= 1
-                    if open_boxes == 0:
-                        found.append(text[start : m.start()].strip())
-            continue
-        is_box = token != "{"
-        stack.append((is_box, m.end()))
-        open_boxes += is_box
+            if stack and (start := stack.pop()) >= 0:
+                spans.append((start, m.start()))
+        elif token == "{":
+            stack.append(-1)
+        elif len(token) > 2:  # \boxed{ or \fbox{ (escaped braces are two characters and are skipped)
+            stack.append(m.end())
+    found, covered_to = [], -1
+    for start, end in sorted(spans):
+        if start > covered_to:
+            found.append(text[start:end].strip())
+            covered_to = end
     return found
 
 
@@ -153,6 +155,28 @@ def remove_spans(text: str, opening: str, closing: str, replacement: str = " ") 
     return "".join(parts)
 
 
+def _last_number(text: str) -> tuple[int, str] | None:
+    """(start, text) of the last number, its sign included. Looks in growing windows at the end of the text, where
+    the last number usually is; a match near the window's left edge may be cut, so then the window grows."""
+    end = max(map(text.rfind, "0123456789")) + 2  # a number ends with its last digit (or the "}" of a \frac)
+    if end < 2:
+        return None
+    size = 1024
+    while True:
+        start = max(0, end - size)
+        last = None
+        for last in _UNSIGNED_RE.finditer(text, start, end):
+            pass
+        if start == 0 or (last is not None and last.start() > start + 8):
+            break
+        size *= 8
+    if last is None:
+        return None
+    sign = _SIGN_BEFORE_RE.search(text, max(0, last.start() - 2), last.start())
+    begin = sign.start() if sign else last.start()
+    return begin, text[begin : last.end()]
+
+
 def extract_final_answer(answer_text: str) -> str | None:
     """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None.
 
@@ -167,15 +191,12 @@ def extract_final_answer(answer_text: str) -> str | None:
     tag = last_answer_tag(answer_text)
     if tag is not None:
         return tag or None
-    last = None
-    for last in _NUMBER_RE.finditer(answer_text):
-        pass
+    last = _last_number(answer_text)
     if last is None:
         return None
-    before = answer_text[max(0, last.start() - _LOOKBEHIND_CHARS) : last.start()]
-    if _CANDIDATE_TAIL_RE.search(before):
+    start, number = last
+    if _CANDIDATE_TAIL_RE.search(answer_text[max(0, start - _LOOKBEHIND_CHARS) : start]):
         return None
-    number = last.group()
     return number.replace(",", "").replace(" ", "") if "frac" not in number else number.replace(" ", "")
 
 

@@ -1,4 +1,4 @@
-"""Is a final answer equivalent to a gold answer? Plain numbers in pure Python, the rest by math_verify under a deadline.
+"""Is a final answer equivalent to a gold answer? Plain numbers in Python, the rest by math_verify under a deadline.
 
 Two paths:
 
@@ -157,7 +157,7 @@ def _get_worker() -> _Worker | None:
     if _worker is not None and (_worker.pid_owner != os.getpid() or _worker.process.poll() is not None):
         _worker = None  # forked child holding the parent's pipes, or the worker died: start our own
     if _worker is None and not _worker_unavailable:
-        if os.name != "posix" or not sys.executable:
+        if os.name != "posix" or not sys.executable or not hasattr(select, "poll"):
             _worker_unavailable = True
             return None
         try:
@@ -182,6 +182,8 @@ class _Worker:
             bufsize=0,
             close_fds=True,
         )
+        self.poller = select.poll()  # not select.select: it fails on descriptors above 1024, common in trainers
+        self.poller.register(self.process.stdout.fileno(), select.POLLIN)
         if self._read_line(_STARTUP_S) != b"ready":
             code = self.process.poll()
             self.close()
@@ -200,7 +202,7 @@ class _Worker:
         fd = self.process.stdout.fileno()
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if remaining <= 0 or not self.poller.poll(remaining * 1000):
                 return None
             chunk = os.read(fd, 65536)
             if not chunk:

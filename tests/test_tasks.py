@@ -2,8 +2,16 @@
 
 import pytest
 
-from pipeline.tasks import (TASKS, check_countdown, evaluate, generate_splits, get_task, list_tasks,
-                            solution_lines_ok, to_trace_row)
+from pipeline.tasks import (
+    TASKS,
+    check_countdown,
+    evaluate,
+    generate_splits,
+    get_task,
+    list_tasks,
+    solution_lines_ok,
+    to_trace_row,
+)
 from pipeline.tasks.arithmetic import solve
 from pipeline.tasks.common import multiply_steps
 from pipeline.tasks.splits import owner
@@ -135,4 +143,5 @@ def test_to_trace_row_renders_the_solution_as_thinking():
     row = generate_splits("multiplication", {"test": 1}, seed=0)["test"][0]
     trace = to_trace_row(row)
     assert trace["response"] == f"<think>\n{row['solution']}\n</think>\n{row['gold_answer']}"
-    assert trace["gold_answer"] == row["gold_answer"] and trace["verified"] is True and trace["source"] == "multiplication"
+    assert trace["gold_answer"] == row["gold_answer"] and trace["verified"] is True
+    assert trace["source"] == "multiplication"

@@ -14,7 +14,11 @@ from typing import NamedTuple
 
 # Anything that is not a letter or a digit (underscore counts as punctuation here). Replacing it with a space, rather
 # than deleting it, keeps LaTeX apart: "$\frac{1}{2}$" -> "frac 1 2", "x+y" -> "x y".
-_NON_WORD = re.compile(r"[\W_]+")
+NON_WORD = re.compile(r"[\W_]+")
+# The same rule for ASCII text as a byte table (letter -> lowercase, digit -> itself, anything else -> space): a
+# bytes.translate is several times faster than the regex, and most text is ASCII.
+ASCII_WORD_BYTES = bytes(c | 0x20 if chr(c).isalpha() and c < 128 else c if chr(c).isdigit() and c < 128 else 32
+                         for c in range(256))
 
 
 class StepOutput(NamedTuple):
@@ -36,16 +40,16 @@ def as_rows(data) -> list[dict]:
 
 def normalize(text: str | None) -> str:
     """Lowercase, punctuation to spaces, whitespace collapsed: the text dedup and decontamination compare."""
-    if not text:
-        return ""
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+    return " ".join(words(text))
 
 
 def words(text: str | None) -> list[str]:
     """The words of `normalize(text)`."""
     if not text:
         return []
-    return _NON_WORD.sub(" ", text.lower()).split()
+    if text.isascii():
+        return text.encode().translate(ASCII_WORD_BYTES).decode().split()
+    return NON_WORD.sub(" ", text.lower()).split()
 
 
 def count_reasons(reasons: list[str | None]) -> dict[str, int]:

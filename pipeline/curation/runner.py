@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.curation import decontaminate, dedup, filters, selection, verify
 from pipeline.curation.common import as_rows
@@ -45,10 +45,17 @@ def _closest(name: str, valid: list[str]) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
+def normalize_step(spec):
+    """The spec with YAML 1.1's reading of a bare `on:` key (the boolean True) put back as "on"."""
+    if isinstance(spec, dict) and True in spec and "on" not in spec:
+        return {("on" if k is True else k): v for k, v in spec.items()}
+    return spec
+
+
 def validate_step(spec, where: str = "step") -> None:
-    """Raise ValueError naming the bad step or parameter and the valid ones."""
+    """Raise ValueError naming the bad step or parameter and the valid ones (TypeError: a spec of the wrong type)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("step"), str):
-        raise ValueError(f"{where}: a step is a mapping with a 'step' key, e.g. {{step: dedup, on: problem}}; "
+        raise TypeError(f"{where}: a step is a mapping with a 'step' key, e.g. {{step: dedup, on: problem}}; "
                          f"steps: {', '.join(STEPS)}")
     name = spec["step"]
     if name not in STEPS:
@@ -57,7 +64,7 @@ def validate_step(spec, where: str = "step") -> None:
     valid = step_params(name)
     for key in spec:
         if key != "step" and key not in valid:
-            raise ValueError(f"{where}: unknown parameter '{key}' for step '{name}': {_closest(key, valid)}"
+            raise ValueError(f"{where}: unknown parameter '{key}' for step '{name}': {_closest(str(key), valid)}"
                              f"valid parameters: {', '.join(valid)}")
     try:
         STEPS[name].check({k: v for k, v in spec.items() if k != "step"})
@@ -67,13 +74,14 @@ def validate_step(spec, where: str = "step") -> None:
 
 def validate_steps(steps) -> None:
     if not isinstance(steps, list):
-        raise ValueError("steps must be a list like [{step: verify}, {step: dedup, on: problem}]")
+        raise TypeError("steps must be a list like [{step: verify}, {step: dedup, on: problem}]")
     for i, spec in enumerate(steps):
-        validate_step(spec, f"steps[{i}]")
+        validate_step(normalize_step(spec), f"steps[{i}]")
 
 
 def run_steps(rows, steps: list[dict], seed: int = 0, log=None) -> tuple[list[dict], dict]:
     """Apply `steps` in order to `rows` (a list of canonical row dicts, or a Dataset); returns (rows, funnel)."""
+    steps = [normalize_step(spec) for spec in steps]
     validate_steps(steps)
     rows = as_rows(rows)
     funnel: dict = {"rows_in": len(rows), "steps": [], "rows_out": None, "columns_written": []}

@@ -20,7 +20,7 @@ from pipeline.curation.common import StepOutput, as_rows, group_key
 
 DEFAULT_REWARDS = ({"name": "accuracy", "weight": 1.0}, {"name": "think_format", "weight": 1.0})
 DEFAULT_THRESHOLD = 2.0
-BATCH_SIZE = 256  # rows per reward call: big enough to amortise per-call overhead, small enough to log progress
+BATCH_SIZE = 256  # rows per reward call: amortises per-call overhead, bounds the column lists of one call
 WRITES = ("score", "verified", "pass_rate")
 
 
@@ -49,7 +49,11 @@ def check(params: dict) -> None:
     if rewards is not None:
         if not isinstance(rewards, list) or not rewards:
             raise ValueError("rewards must be a non-empty list like [{name: accuracy, weight: 1.0}]")
-        reward_specs(rewards)
+        for spec in reward_specs(rewards):  # unknown names and parameters fail at recipe load, not mid-run
+            try:
+                build_reward({k: v for k, v in spec.items() if k != "weight"})
+            except ImportError:
+                break  # no rewards package here: nothing to check against
         if params.get("threshold") is None:
             raise ValueError("set threshold when you change rewards (the default 2.0 means accuracy == 1 and "
                              "think_format == 1 with the default rewards)")

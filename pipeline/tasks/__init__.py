@@ -18,8 +18,8 @@ from pipeline.tasks.splits import check_capacity, draw_split, resolve_params, sp
 
 TASKS: dict[str, Task] = {task.name: task for task in (arithmetic.TASK, multiplication.TASK, countdown.TASK)}
 
-__all__ = ["TASKS", "Task", "get_task", "list_tasks", "generate_splits", "to_trace_row", "check_countdown",
-           "evaluate", "solution_lines_ok"]
+__all__ = ["TASKS", "Task", "check_countdown", "evaluate", "generate_splits", "get_task", "list_tasks",
+           "solution_lines_ok", "to_trace_row"]
 
 
 def get_task(name: str) -> Task:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,7 @@ def multiply_steps(a: int, b: int, detail: str = "partial") -> list[str]:
     for partial in partials[1:]:
         lines += column_add_steps(total, partial) if detail == "digits" else [f"{total}+{partial}={total + partial}"]
         total += partial
-    if len(partials) == 1 and lines[-1] != f"{a}*{b}={a * b}":
-        lines.append(f"{a}*{b}={a * b}")
-    return lines
+    return lines  # with one non-zero digit in b, its partial product line is already a*b=...
 
 
 def check_int(params: dict, name: str, low: int, high: int) -> int:

@@ -39,7 +39,7 @@ def _combine(rng, a: tuple, b: tuple) -> tuple:
     """One random legal step a op b (operands may swap): (value, expression, precedence, step line).
 
     '+' is always legal, so one of the four shuffled operators always passes."""
-    (va, ea, pa), (vb, eb, pb) = a, b
+    va, vb = a[0], b[0]
     for op in rng.sample("+-*/", 4):
         x, y = (a, b) if op in "+*" or va >= vb else (b, a)
         (vx, ex, px), (vy, ey, py) = x, y

@@ -1,0 +1,336 @@
+"""What every benchmark shares: arguments and sizes, machine facts, profiler summaries, peak memory, trainer
+instrumentation, recipes, and the one JSON object each script prints.
+
+Every script prints ONE JSON object on its last stdout line, with these keys:
+    benchmark  script name                    size      full | quick | smoke
+    figures    the measured numbers (ours, baseline, per-run detail)
+    ratio      the headline ratio against the baseline measured in the same run on the same data
+    target     the target, as text ("ratio >= 1.5")   met    whether the ratio meets it
+    baseline   what the baseline is                    machine  cpu count, torch threads, torch version, device, load
+    limits     what limits ours, from the profile      profile  the profiler's top entries and time per bucket
+    seconds    wall time of the whole benchmark
+Absolute times drift on shared machines; ratios of runs taken minutes apart on the same data drift much less. Each
+side runs `repeats` times, alternating, and the best run of each side is compared (as timeit does: the fastest
+run is the one the other tenants disturbed least); every run is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import json
+import os
+import pstats
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as `python benchmarks/x.py`: make `benchmarks` and `pipeline` importable
+    sys.path.insert(0, str(REPO))
+
+# Offline, always: a benchmark must never download a model or a dataset. Set before transformers is imported.
+for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
+                     ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+    os.environ.setdefault(_key, _value)
+
+SIZES = ("full", "quick", "smoke")
+RESULT_KEYS = ("benchmark", "size", "figures", "ratio", "target", "met", "baseline", "machine", "limits", "profile",
+               "seconds")
+
+
+def parse_args(doc: str, argv=None) -> argparse.Namespace:
+    """--quick / --smoke pick the size (full by default); --threads sets torch's intra-op threads."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="sizes that run in well under a minute here")
+    group.add_argument("--smoke", action="store_true", help="the smallest sizes: checks that the script runs")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: tiny models are bound by per-op overhead, and two "
+                             "threads on 2 shared cores were several times slower)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per side (default: by size)")
+    args = parser.parse_args(argv)
+    args.size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
+        parser.error("--threads and --repeats must be positive integers")
+    return args
+
+
+def by_size(size: str, full, quick, smoke):
+    return {"full": full, "quick": quick, "smoke": smoke}[size]
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def machine() -> dict:
+    """The facts a reader needs to compare figures: cores, threads, versions, device, and how busy the box was."""
+    import platform
+
+    import torch
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    device = f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    return {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)), "cpu": cpu,
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
+            "python": platform.python_version(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+def _label(key: tuple) -> str:
+    file, line, name = key
+    if file == "~":
+        return name
+    for marker in ("site-packages/", str(REPO) + "/"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            break
+    return f"{file}:{line}({name})"
+
+
+def cprofile(fn, *args, top: int = 8, buckets: dict[str, tuple[str, ...]] | None = None, **kwargs):
+    """(fn's result, summary): see `summarize`. Only the calling thread is profiled: time spent waiting on a worker
+    process shows up as the wait."""
+    profile = cProfile.Profile()
+    result = profile.runcall(fn, *args, **kwargs)
+    return result, summarize(profile, top, buckets)
+
+
+def summarize(profile: cProfile.Profile, top: int = 8, buckets: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """cProfile's top `top` functions by own time, and own time summed per bucket (a function goes to the first
+    bucket with a substring of its label; the rest is "other")."""
+    stats = pstats.Stats(profile).stats  # {key: (primitive calls, calls, tottime, cumtime, callers)}
+    total = sum(entry[2] for entry in stats.values()) or 1e-9
+    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)
+    entries = [{"function": _label(key), "own_s": round(entry[2], 3), "share": round(entry[2] / total, 3),
+                "calls": entry[1]} for key, entry in ranked[:top]]
+    shares: dict[str, float] = {}
+    for key, entry in stats.items():
+        label = _label(key)
+        bucket = next((name for name, parts in (buckets or {}).items() if any(p in label for p in parts)), "other")
+        shares[bucket] = shares.get(bucket, 0.0) + entry[2]
+    return {"tool": "cProfile", "profiled_s": round(total, 3), "top": entries,
+            "buckets": {k: round(v / total, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
+
+
+def describe_buckets(profile: dict, count: int = 3) -> str:
+    """'backward 48%, forward ops 30%, other 12%': the biggest buckets of a cprofile summary."""
+    return ", ".join(f"{name} {share:.0%}" for name, share in list(profile["buckets"].items())[:count])
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs, sampled every `interval` s from /proc/self/statm
+    (a thread; ru_maxrss cannot say which step a peak belongs to). `peak_mb` and `delta_mb` (above the start)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak_mb, self.start_mb = interval, 0.0, 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def current_mb() -> float:
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+
+    def __enter__(self) -> "PeakRSS":
+        self.start_mb = self.peak_mb = self.current_mb()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.current_mb())
+
+    @property
+    def delta_mb(self) -> float:
+        return self.peak_mb - self.start_mb
+
+
+def write_recipe(folder: Path, stages: dict, name: str = "bench") -> Path:
+    """A recipe file in `folder` whose runs go to `folder/run`."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "seed": 0, "run_dir": str(folder / "run"), "stages": stages},
+                                   sort_keys=False))
+    return path
+
+
+def run_recipe(path: Path) -> dict:
+    """{stage: StageResult} of `reasonforge run path`, in this process."""
+    from pipeline import runner
+    from pipeline.recipe import load_recipe
+
+    return runner.run(load_recipe(path))
+
+
+def stage_metrics(folder: Path, stage: str) -> dict:
+    return json.loads((folder / "run" / stage / "metrics.json").read_text())
+
+
+def save_tiny_model(folder: Path, params: dict) -> Path:
+    """A saved random-init tiny Llama with our char tokenizer and chat template (what the tests use, sized)."""
+    from pipeline import models
+
+    tokenizer = models.build_char_tokenizer()
+    models.save_model(models.build_tiny_model(params, tokenizer, seed=0), tokenizer, folder)
+    return folder
+
+
+class StepClock:
+    """Times a transformers Trainer from callbacks: train begin/end and every step begin. A step's interval runs
+    from its on_step_begin to the next one (or to on_train_end), so it includes the optimizer step, logging and
+    every other callback: what a user waits for per step."""
+
+    def __init__(self):
+        self.train_begin = self.train_end = None
+        self.step_begins: list[float] = []
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        clock = self
+
+        class Clock(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                clock.train_begin = time.perf_counter()
+
+            def on_step_begin(self, args, state, control, **kwargs):
+                clock.step_begins.append(time.perf_counter())
+
+            def on_train_end(self, args, state, control, **kwargs):
+                clock.train_end = time.perf_counter()
+
+        return Clock()
+
+    @property
+    def step_seconds(self) -> list[float]:
+        marks = self.step_begins + ([self.train_end] if self.train_end else [])
+        return [b - a for a, b in zip(marks, marks[1:])]
+
+    @property
+    def train_seconds(self) -> float:
+        return self.train_end - self.train_begin
+
+
+class LoopProfiler:
+    """cProfile of a Trainer's training loop only: on from the begin of step `skip` (the first steps pay one-off
+    costs) to the end of training; model loading, data preparation and saving stay out of the profile."""
+
+    def __init__(self, skip: int = 1):
+        self.skip, self.profile, self.running = skip, cProfile.Profile(), False
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Profiler(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if state.global_step == outer.skip and not outer.running:
+                    outer.running = True
+                    outer.profile.enable()
+
+            def on_train_end(self, args, state, control, **kwargs):
+                if outer.running:
+                    outer.profile.disable()
+                    outer.running = False
+
+        return Profiler()
+
+
+class TokenCounter:
+    """Counts the tokens of every training forward pass with a forward pre-hook: `real` (attention mask) and
+    `padded` (the batch area), so padding is measured, not estimated."""
+
+    def __init__(self):
+        self.real = self.padded = self.batches = 0
+
+    def attach(self, model) -> None:
+        def hook(module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is None or not module.training:
+                return
+            mask = kwargs.get("attention_mask")
+            self.real += int(mask.sum()) if mask is not None else ids.numel()
+            self.padded += ids.numel()
+            self.batches += 1
+
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def instrumented(trainer_cls, clocks: list, counters: list | None = None, profiler: LoopProfiler | None = None):
+    """A subclass of `trainer_cls` that adds a StepClock (appended to `clocks`), when `counters` is a list a
+    TokenCounter on the model, and the `profiler`'s callback. The same subclass times ours and the baseline, so both
+    pay the same for it."""
+
+    class Instrumented(trainer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            clock = StepClock()
+            self.add_callback(clock.callback())
+            clocks.append(clock)
+            if counters is not None:
+                counter = TokenCounter()
+                counter.attach(self.model)
+                counters.append(counter)
+            if profiler is not None:
+                self.add_callback(profiler.callback())
+
+    Instrumented.__name__ = trainer_cls.__name__
+    return Instrumented
+
+
+@contextlib.contextmanager
+def patched(module, name: str, value):
+    """module.name = value inside the block (the stages import trl's trainers at call time, so they see it)."""
+    had = name in vars(module)
+    old = vars(module).get(name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(module, name, old)
+        else:
+            delattr(module, name)
+
+
+def stdout_to_stderr():
+    """Inside the block, whatever prints to stdout (Trainer's log dicts, tqdm.write) goes to stderr, so that the
+    benchmark's JSON object is the only thing on stdout."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def finish(benchmark: str, args, started: float, *, figures: dict, ratio: float, target: str, met: bool,
+           baseline: str, limits: str, profile: dict, **extra) -> dict:
+    """The benchmark's JSON object, printed as one line on stdout and returned."""
+    result = {"benchmark": benchmark, "size": args.size, "figures": figures, "ratio": round(ratio, 3),
+              "target": target, "met": bool(met), "baseline": baseline, "machine": machine(), "limits": limits,
+              "profile": profile, **extra, "seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps(result), flush=True)
+    return result

@@ -1,0 +1,134 @@
+"""From source rows to prompts, and from completions to canonical trace rows: the generate stage's data plumbing.
+
+A prompt template names source columns in braces: `{problem}`. Only `{identifier}` is a field, so LaTeX such as
+`\\boxed{}` needs no escaping; `{{` and `}}` write a literal brace (for `\\frac{{a}}{{b}}`, where `a` would otherwise
+be read as a column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from pipeline.data.schema import TRACE_COLUMNS, split_response
+
+R1_MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+DEFAULT_TEMPLATE = "{problem}\n" + R1_MATH_SUFFIX
+GENERATED_COLUMNS = ("teacher", "sampling")  # added to the canonical columns by the generate stage
+_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def template_fields(template: str) -> list[str]:
+    return list(dict.fromkeys(m.group(1) for m in _FIELD.finditer(template) if m.group(1)))
+
+
+def fill_template(template: str, row: dict) -> str:
+    def replace(match: re.Match) -> str:
+        if match.group(1) is None:
+            return match.group(0)[0]  # {{ -> {, }} -> }
+        value = row[match.group(1)]
+        return "" if value is None else str(value)
+
+    return _FIELD.sub(replace, template)
+
+
+def check_template(template: str, columns: list[str]) -> None:
+    missing = [f for f in template_fields(template) if f not in columns]
+    if missing:
+        raise ValueError(f"prompt_template names column '{missing[0]}', which the data does not have; columns: "
+                         f"{', '.join(columns)}. Use one of them, or write a literal brace as {{{{ }}}}")
+
+
+@dataclass
+class Unit:
+    """One prompt: its id, the chat messages before the answer, what the backend receives, the source row."""
+
+    id: str
+    messages: list[dict]
+    prompt: str | list  # a rendered string, or messages (+ a prefill turn) for a chat endpoint
+    row: dict
+
+    def sort_key(self) -> tuple:
+        size = len(self.prompt) if isinstance(self.prompt, str) else len(json.dumps(self.prompt))
+        return size, self.id
+
+
+def prompt_id(messages: list[dict]) -> str:
+    """A stable id from the prompt's text (system + user turns), the same whatever the teacher or its template."""
+    return "p-" + hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_units(rows, *, template: str, system_prompt: str | None, prefill: str, id_column: str | None,
+                backend, chat_template: bool) -> tuple[list[Unit], int]:
+    """(units in source order, number of prompts dropped as exact repeats). Ids come from `id_column` when the
+    data has it (a repeated id is an error) and from the prompt text otherwise (a repeated prompt is dropped)."""
+    units, seen, repeats = [], set(), 0
+    for row in rows:
+        user = fill_template(template, row)
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": user}]
+        use_column = id_column is not None and row.get(id_column) is not None
+        uid = str(row[id_column]) if use_column else prompt_id(messages)
+        if uid in seen:
+            if use_column:
+                raise ValueError(f"id_column '{id_column}' repeats the id '{uid}'; deduplicate the data, or set "
+                                 f"id_column: null to id prompts by a hash of their text")
+            repeats += 1
+            continue
+        seen.add(uid)
+        units.append(Unit(uid, messages, _backend_prompt(messages, prefill, backend, chat_template, system_prompt),
+                          row))
+    return units, repeats
+
+
+def _backend_prompt(messages, prefill, backend, chat_template: bool, system_prompt):
+    if backend.wants_messages:
+        return messages + ([{"role": "assistant", "content": prefill}] if prefill else [])
+    if chat_template:
+        return backend.render(messages, add_generation_prompt=True) + prefill
+    user = messages[-1]["content"]
+    return (f"{system_prompt}\n\n" if system_prompt else "") + user + prefill
+
+
+def passthrough_columns(columns: list[str]) -> list[str]:
+    """Source columns copied onto every sample (countdown's numbers/target, a dataset's level, ...)."""
+    return [c for c in columns if c not in TRACE_COLUMNS and c not in GENERATED_COLUMNS]
+
+
+def trace_from_completion(unit: Unit, sample_index: int, completion, *, prefill: str, teacher: str,
+                          sampling: dict, passthrough: list[str]) -> dict:
+    """One canonical trace row; the response is prefill + completion, split the rewards.split_response way."""
+    response = prefill + completion.text
+    thinking, answer = split_response(response)
+    problem = unit.row.get("problem")
+    gold = unit.row.get("gold_answer")
+    row = dict.fromkeys(TRACE_COLUMNS)
+    row.update(
+        id=unit.id, sample_index=sample_index,
+        problem=problem if isinstance(problem, str) else unit.messages[-1]["content"],
+        thinking=thinking, answer=answer, response=response,
+        messages=unit.messages + [{"role": "assistant", "content": response}],
+        gold_answer=None if gold is None else str(gold), source=teacher,
+        finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+    row.update(teacher=teacher, sampling=sampling)
+    row.update({c: unit.row.get(c) for c in passthrough})
+    return row
+
+
+def output_features(source_features, passthrough: list[str]):
+    """Canonical trace features + teacher + sampling + the passthrough columns with their source types."""
+    import datasets
+
+    from pipeline.data.schema import trace_features
+
+    string, integer, real = datasets.Value("string"), datasets.Value("int64"), datasets.Value("float64")
+    sampling = {"n": integer, "temperature": real, "top_p": real, "max_new_tokens": integer, "seed": integer,
+                "stop": datasets.List(string)}
+    features = dict(trace_features())
+    features.update(teacher=string, sampling=sampling)
+    features.update({c: source_features[c] for c in passthrough})
+    return datasets.Features(features)

@@ -1,0 +1,101 @@
+"""distill stage: GKD pulls a fresh student towards a trained teacher; tokenizer mismatch and key typos fail clearly."""
+
+import json
+import textwrap
+
+import pytest
+
+from pipeline import ledger, models, runner
+from pipeline.data.schema import trace_row
+from pipeline.recipe import RecipeError, load_recipe
+
+TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # two torch threads on 2 shared cores spin against each other: tiny models run ~8x faster on one
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_recipe(tmp_path, stages: str):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n" + textwrap.indent(stages, "  "))
+    return path
+
+
+def traces_file(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [trace_row(f"{a}+{b}=?", f"{a}+{b}={a + b}", str(a + b), id=f"r{a}{b}", source="t") for a in range(4)
+            for b in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_gkd_lowers_the_students_divergence_from_the_teacher(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    recipe = load_recipe(write_recipe(tmp_path, TASKS + """
+teach:
+  kind: sft
+  model: {init: tiny, layers: 2, hidden: 64}
+  data: {from: problems, split: train}
+  trainer: {max_steps: 60, learning_rate: 3.0e-3, per_device_train_batch_size: 16, disable_tqdm: true}
+distill:
+  teacher: {from: teach}
+  student: {init: tiny, layers: 1, hidden: 32}
+  data: {from: problems, split: train}
+  eval_data: {from: problems, split: test}
+  trainer: {max_steps: 40, learning_rate: 5.0e-3, per_device_train_batch_size: 16, logging_steps: 10,
+            lmbda: 0.5, beta: 0.5, max_new_tokens: 24, disable_tqdm: true}
+"""))
+    m = runner.run(recipe)["distill"].metrics
+    assert m["kl_after"] < 0.6 * m["kl_before"] and m["jsd_after"] < 0.6 * m["jsd_before"], m
+    assert m["divergence_examples"] == 8 and m["divergence_tokens"] > 8 and m["global_step"] == 40
+    assert m["params"] < m["teacher_params"] and m["lmbda"] == 0.5
+    folder = tmp_path / "run" / "distill" / "model"
+    student = AutoModelForCausalLM.from_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).get_vocab() == models.build_char_tokenizer().get_vocab()
+    assert student.config.hidden_size == 32 and (folder.parent / "curves.png").exists()
+    row = [a for a in ledger.read_attempts(recipe.run_dir) if a["stage"] == "distill"][-1]
+    assert row["status"] == "done" and row["tokens_trained"] == m["tokens"] > 0
+
+
+def test_different_tokenizers_fail_with_one_clear_line(tmp_path):
+    tok = models.build_char_tokenizer()
+    tok.add_tokens(["<tool>"])
+    models.save_model(models.build_tiny_model({"layers": 1, "hidden": 32}, tok), tok, tmp_path / "teacher")
+    path = write_recipe(tmp_path, f"""
+distill:
+  teacher: {tmp_path / 'teacher'}
+  student: {{init: tiny, layers: 1, hidden: 32}}
+  data: {traces_file(tmp_path)}
+""")
+    with pytest.raises(ValueError, match=r"different tokenizers \(110 vs 109 tokens; '<tool>' only in the teacher's"):
+        runner.run(load_recipe(path))
+    assert not (tmp_path / "run" / "distill" / "checkpoints").exists()
+
+
+def test_trainer_keys_are_checked_against_gkd_config(tmp_path):
+    path = write_recipe(tmp_path, "distill: {teacher: t, student: s, data: d, trainer: {lambda: 0.5}}\n")
+    with pytest.raises(RecipeError, match=r"stages\.distill\.trainer\.lambda.*GKDConfig.*'lmbda'"):
+        load_recipe(path)
+
+
+def test_divergence_is_zero_for_a_model_against_itself_and_counts_response_tokens(tiny_model_dir):
+    from pipeline.stages.distill import divergence
+
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
+    other = models.build_tiny_model({"layers": 2, "hidden": 32, "heads": 2, "kv_heads": 1}, tok, seed=1)
+    chats = [[{"role": "user", "content": "1+2=?"}, {"role": "assistant", "content": "3"}],
+             [{"role": "user", "content": "10+20=?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n30"}]]
+    same = divergence(model, model, tok, chats)
+    assert same["tokens"] == 2 + 9  # "3</s>"; <think> \n x \n </think> \n 3 0 </s>: the prompt is not scored
+    assert abs(same["kl"]) < 1e-6 and abs(same["jsd"]) < 1e-6
+    apart = divergence(model, other, tok, chats)
+    assert apart["kl"] > 0.01 and 0 < apart["jsd"] <= 0.6932  # JSD(0.5) is bounded by ln 2

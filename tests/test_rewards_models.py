@@ -1,0 +1,199 @@
+"""helpfulness / harmlessness with a tiny offline reward model, and the LLM judge against a local HTTP server."""
+
+import json
+import logging
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from rewards import build_reward
+from rewards.judge import parse_score
+
+# Offline before huggingface_hub is first imported (it reads these at import); rewards imports it lazily.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+torch = pytest.importorskip("torch")
+
+CHARS = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?+-*/=()[]{}<>\\|_'\"\n#$%&@^~`")
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+
+
+def save_tiny_reward_model(path, chat_template=None, num_labels=1):
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[BOS]", "[EOS]", *CHARS])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]",
+                                        bos_token="[BOS]", eos_token="[EOS]")
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_labels=num_labels, pad_token_id=vocab["[PAD]"], initializer_range=0.2)
+    model = LlamaForSequenceClassification(config)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def reward_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reward_models")
+    return {
+        "plain": save_tiny_reward_model(root / "plain"),
+        "chat": save_tiny_reward_model(root / "chat", chat_template=CHAT_TEMPLATE),
+        "classifier": save_tiny_reward_model(root / "classifier", num_labels=3),
+    }
+
+
+COMPLETIONS = [
+    "<think>a long chain of thought</think>The answer is 4.",
+    "<think>short</think>The answer is 4.",  # same answer, different thinking
+    "<think>hmm</think>It is 5, because 2+3=5.",
+    [{"role": "assistant", "content": "<think>x</think>Paris."}],
+    "no think block at all",
+]
+PROMPTS = ["What is 2+2?", "What is 2+2?", "What is 2+3?", [{"role": "user", "content": "Capital of France?"}], "Hi"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "chat"])
+def test_helpfulness_batches_like_one_by_one_and_ignores_thinking(reward_models, kind):
+    batched = build_reward({"name": "helpfulness", "model": reward_models[kind], "batch_size": 3})
+    single = build_reward({"name": "helpfulness", "model": reward_models[kind], "batch_size": 1})
+    scores = batched(COMPLETIONS, prompts=PROMPTS)
+    one_by_one = [single([c], prompts=[p])[0] for c, p in zip(COMPLETIONS, PROMPTS)]
+    assert scores == pytest.approx(one_by_one, abs=1e-5)
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)  # thinking removed
+    assert len({round(s, 6) for s in scores}) >= 4  # the model does look at the text
+    from_problem = batched(COMPLETIONS[:2], problem=PROMPTS[:2])
+    assert from_problem == pytest.approx(scores[:2], abs=1e-5)
+
+
+def test_helpfulness_normalizations(reward_models):
+    raw = build_reward({"name": "helpfulness", "model": reward_models["plain"], "normalize": "none"})(
+        COMPLETIONS, prompts=PROMPTS)
+    z = build_reward({"name": "helpfulness", "model": reward_models["plain"], "normalize": "zscore"})(
+        COMPLETIONS, prompts=PROMPTS)
+    assert sum(z) == pytest.approx(0.0, abs=1e-6)
+    assert sum(v * v for v in z) / len(z) == pytest.approx(1.0, abs=1e-6)
+    assert sorted(range(5), key=raw.__getitem__) == sorted(range(5), key=z.__getitem__)
+
+
+def test_harmlessness_model_sees_the_thinking(reward_models):
+    fn = build_reward({"name": "harmlessness", "model": reward_models["plain"]})
+    scores = fn(COMPLETIONS, prompts=PROMPTS)
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert scores[0] != pytest.approx(scores[1], abs=1e-6)
+
+
+def test_classifier_label_probability(reward_models):
+    probabilities = []
+    for label in range(3):
+        fn = build_reward({"name": "harmlessness", "model": reward_models["classifier"], "label": label})
+        probabilities.append(fn(COMPLETIONS[:2], prompts=PROMPTS[:2]))
+    for i in range(2):
+        assert sum(p[i] for p in probabilities) == pytest.approx(1.0, abs=1e-5)  # softmax over the labels
+    by_name = build_reward({"name": "harmlessness", "model": reward_models["classifier"], "label": "LABEL_1"})
+    assert by_name(COMPLETIONS[:2], prompts=PROMPTS[:2]) == pytest.approx(probabilities[1], abs=1e-6)
+    with pytest.raises(ValueError, match="set label="):
+        build_reward({"name": "harmlessness", "model": reward_models["classifier"]})(["x"])
+
+
+def test_length_rewards_count_tokenizer_tokens(reward_models):
+    fn = build_reward({"name": "soft_overlong", "max_len": 10, "cache_len": 4, "tokenizer": reward_models["plain"]})
+    assert fn(["abcdef", "abcdefgh", "abcdefghij", "a" * 50]) == [0.0, -0.5, -1.0, -1.0]  # one token per character
+
+
+class JudgeHandler(BaseHTTPRequestHandler):
+    seen: ClassVar[list] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        answer = body["messages"][-1]["content"]
+        if "FAIL" in answer:
+            self.send_response(500)
+            self.end_headers()
+            return
+        grade = "Score: 9" if "Paris" in answer else "The answer is weak. Score: 2/10"
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": grade}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def judge_server(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    JudgeHandler.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_judge_scores_with_bearer_key_never_logged(judge_server, monkeypatch, caplog, capsys):
+    secret = "sk-test-very-secret-123"
+    monkeypatch.setenv("RF_JUDGE_KEY", secret)
+    fn = build_reward({"name": "helpfulness", "judge": {"base_url": judge_server, "model": "judge-1",
+                                                        "api_key_env": "RF_JUDGE_KEY", "max_workers": 2}})
+    completions = ["<think>secret reasoning</think>Paris.", "<think>x</think>Lyon.", "<think>y</think>FAIL"]
+    with caplog.at_level(logging.DEBUG):
+        scores = fn(completions, prompts=["Capital of France?"] * 3)
+    assert scores == [0.9, 0.2, None]
+    assert {r["path"] for r in JudgeHandler.seen} == {"/v1/chat/completions"}
+    assert {r["auth"] for r in JudgeHandler.seen} == {f"Bearer {secret}"}
+    assert all(r["body"]["model"] == "judge-1" for r in JudgeHandler.seen)
+    assert not any("secret reasoning" in json.dumps(r["body"]) for r in JudgeHandler.seen)  # thinking removed
+    assert "HTTP 500" in caplog.text
+    captured = capsys.readouterr()
+    assert secret not in caplog.text + captured.out + captured.err
+
+
+def test_judge_missing_key_env(judge_server, monkeypatch):
+    monkeypatch.delenv("RF_MISSING_KEY", raising=False)
+    fn = build_reward({"name": "helpfulness", "judge": {"base_url": judge_server, "model": "m",
+                                                        "api_key_env": "RF_MISSING_KEY"}})
+    with pytest.raises(ValueError, match="RF_MISSING_KEY"):
+        fn(["x"])
+
+
+def test_judge_unreachable_is_none():
+    fn = build_reward({"name": "helpfulness", "judge": {"base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                                        "timeout_s": 2}})
+    assert fn(["<think>a</think>b"], prompts=["q"]) == [None]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("Score: 7", 0.7), ("**Score:** 10", 1.0), ("I'd say 8/10.", 0.8), ("3", 0.3), ("Score: 11", None),
+     ("no grade", None), ("Score: 4 ... on reflection Score: 6", 0.6)],
+)
+def test_parse_score(reply, expected):
+    assert parse_score(reply) == expected
+
+
+def test_render_uses_the_chat_template_when_there_is_one(reward_models):
+    from rewards.models import load_scorer, render
+
+    _, chat = load_scorer(reward_models["chat"])
+    _, plain = load_scorer(reward_models["plain"])
+    assert render(chat, ["q?"], ["a."]) == (["<|user|>q?\n<|assistant|>a.\n"], True)
+    assert render(plain, ["q?"], ["a."]) == (["q?\n\na."], False)
+    assert render(chat, [None], ["a."]) == (["a."], False)  # no prompt: the bare response
