@@ -1,5 +1,5 @@
-"""What every benchmark shares: arguments and sizes, machine facts, profiler summaries, peak memory, trainer
-instrumentation, recipes, and the one JSON object each script prints.
+"""What every benchmark shares: arguments and sizes, machine facts, profiler summaries, peak memory, recipes, and
+the one JSON object each script prints (trainer instrumentation is in benchmarks/trainers.py).
 
 Every script prints ONE JSON object on its last stdout line, with these keys:
     benchmark  script name                    size      full | quick | smoke
@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from typing_extensions import Self
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python benchmarks/x.py`: make `benchmarks` and `pipeline` importable
@@ -56,10 +58,6 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
     if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads and --repeats must be positive integers")
     return args
-
-
-def by_size(size: str, full, quick, smoke):
-    return {"full": full, "quick": quick, "smoke": smoke}[size]
 
 
 def set_threads(threads: int) -> None:
@@ -103,9 +101,12 @@ def cprofile(fn, *args, top: int = 8, buckets: dict[str, tuple[str, ...]] | None
     return result, summarize(profile, top, buckets)
 
 
-def summarize(profile: cProfile.Profile, top: int = 8, buckets: dict[str, tuple[str, ...]] | None = None) -> dict:
+def summarize(profile: cProfile.Profile, top: int = 8, buckets: dict[str, tuple[str, ...]] | None = None,
+              own_code: tuple[str, ...] = ()) -> dict:
     """cProfile's top `top` functions by own time, and own time summed per bucket (a function goes to the first
-    bucket with a substring of its label; the rest is "other")."""
+    bucket with a substring of its label; the rest is "other"). With `own_code` (label substrings, e.g.
+    "pipeline/"), also `own_code_share`: the cumulative time of the outermost calls into that code (everything it
+    does, the libraries it calls included), as a share of the profiled time."""
     stats = pstats.Stats(profile).stats  # {key: (primitive calls, calls, tottime, cumtime, callers)}
     total = sum(entry[2] for entry in stats.values()) or 1e-9
     ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)
@@ -116,8 +117,18 @@ def summarize(profile: cProfile.Profile, top: int = 8, buckets: dict[str, tuple[
         label = _label(key)
         bucket = next((name for name, parts in (buckets or {}).items() if any(p in label for p in parts)), "other")
         shares[bucket] = shares.get(bucket, 0.0) + entry[2]
-    return {"tool": "cProfile", "profiled_s": round(total, 3), "top": entries,
-            "buckets": {k: round(v / total, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
+    out = {"tool": "cProfile", "profiled_s": round(total, 3), "top": entries,
+           "buckets": {k: round(v / total, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
+    if own_code:
+        def ours(key) -> bool:
+            return any(part in _label(key) for part in own_code)
+
+        # The cumulative time of calls made into our code from outside it (cProfile keeps it per caller), so a call
+        # from our code into our code is not counted twice.
+        inside = sum(timing[3] for key, entry in stats.items() if ours(key)
+                     for caller, timing in entry[4].items() if not ours(caller))
+        out["own_code_share"] = round(min(1.0, inside / total), 4)
+    return out
 
 
 def describe_buckets(profile: dict, count: int = 3) -> str:
@@ -147,7 +158,7 @@ class PeakRSS:
         while not self._stop.wait(self.interval):
             self.peak_mb = max(self.peak_mb, self.current_mb())
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> Self:
         self.start_mb = self.peak_mb = self.current_mb()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -193,125 +204,6 @@ def save_tiny_model(folder: Path, params: dict) -> Path:
     tokenizer = models.build_char_tokenizer()
     models.save_model(models.build_tiny_model(params, tokenizer, seed=0), tokenizer, folder)
     return folder
-
-
-class StepClock:
-    """Times a transformers Trainer from callbacks: train begin/end and every step begin. A step's interval runs
-    from its on_step_begin to the next one (or to on_train_end), so it includes the optimizer step, logging and
-    every other callback: what a user waits for per step."""
-
-    def __init__(self):
-        self.train_begin = self.train_end = None
-        self.step_begins: list[float] = []
-
-    def callback(self):
-        from transformers import TrainerCallback
-
-        clock = self
-
-        class Clock(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                clock.train_begin = time.perf_counter()
-
-            def on_step_begin(self, args, state, control, **kwargs):
-                clock.step_begins.append(time.perf_counter())
-
-            def on_train_end(self, args, state, control, **kwargs):
-                clock.train_end = time.perf_counter()
-
-        return Clock()
-
-    @property
-    def step_seconds(self) -> list[float]:
-        marks = self.step_begins + ([self.train_end] if self.train_end else [])
-        return [b - a for a, b in zip(marks, marks[1:])]
-
-    @property
-    def train_seconds(self) -> float:
-        return self.train_end - self.train_begin
-
-
-class LoopProfiler:
-    """cProfile of a Trainer's training loop only: on from the begin of step `skip` (the first steps pay one-off
-    costs) to the end of training; model loading, data preparation and saving stay out of the profile."""
-
-    def __init__(self, skip: int = 1):
-        self.skip, self.profile, self.running = skip, cProfile.Profile(), False
-
-    def callback(self):
-        from transformers import TrainerCallback
-
-        outer = self
-
-        class Profiler(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                if state.global_step == outer.skip and not outer.running:
-                    outer.running = True
-                    outer.profile.enable()
-
-            def on_train_end(self, args, state, control, **kwargs):
-                if outer.running:
-                    outer.profile.disable()
-                    outer.running = False
-
-        return Profiler()
-
-
-class TokenCounter:
-    """Counts the tokens of every training forward pass with a forward pre-hook: `real` (attention mask) and
-    `padded` (the batch area), so padding is measured, not estimated."""
-
-    def __init__(self):
-        self.real = self.padded = self.batches = 0
-
-    def attach(self, model) -> None:
-        def hook(module, args, kwargs):
-            ids = kwargs.get("input_ids", args[0] if args else None)
-            if ids is None or not module.training:
-                return
-            mask = kwargs.get("attention_mask")
-            self.real += int(mask.sum()) if mask is not None else ids.numel()
-            self.padded += ids.numel()
-            self.batches += 1
-
-        model.register_forward_pre_hook(hook, with_kwargs=True)
-
-
-def instrumented(trainer_cls, clocks: list, counters: list | None = None, profiler: LoopProfiler | None = None):
-    """A subclass of `trainer_cls` that adds a StepClock (appended to `clocks`), when `counters` is a list a
-    TokenCounter on the model, and the `profiler`'s callback. The same subclass times ours and the baseline, so both
-    pay the same for it."""
-
-    class Instrumented(trainer_cls):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            clock = StepClock()
-            self.add_callback(clock.callback())
-            clocks.append(clock)
-            if counters is not None:
-                counter = TokenCounter()
-                counter.attach(self.model)
-                counters.append(counter)
-            if profiler is not None:
-                self.add_callback(profiler.callback())
-
-    Instrumented.__name__ = trainer_cls.__name__
-    return Instrumented
-
-
-@contextlib.contextmanager
-def patched(module, name: str, value):
-    """module.name = value inside the block (the stages import trl's trainers at call time, so they see it)."""
-    had = name in vars(module)
-    old = vars(module).get(name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        if had:
-            setattr(module, name, old)
-        else:
-            delattr(module, name)
 
 
 def stdout_to_stderr():

@@ -12,7 +12,7 @@ assistant-only loss). Baseline: what a user writes, `SFTTrainer(model_path, args
 use_cpu=True, same batch size, lr, epochs), train_dataset=messages)`, i.e. TRL's defaults (bf16 autocast, gradient
 checkpointing, random batches, loss on every token).
 
-Both trainers get the same instrumentation (benchmarks.common.instrumented): callbacks time the training loop and a
+Both trainers get the same instrumentation (benchmarks.trainers.instrumented): callbacks time the training loop and a
 forward pre-hook counts real and padded tokens of every batch. Quality check: the loss on the assistant tokens of
 held-out traces, computed the same way (fp32) for both trained models, so speed is not bought with quality; the
 last logged training loss of each is reported too (TRL's default averages over every token, ours over the
@@ -30,22 +30,23 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import common  # noqa: E402
+from benchmarks import common, trainers
 
 TARGET = 1.5
 SIZES = {  # rows, held-out rows, model, batch size, runs per side, steps per profiled run
-    "full": dict(rows=1024, heldout=64, model={"layers": 4, "hidden": 256, "heads": 4, "kv_heads": 2}, batch=16,
-                 repeats=1, profile_steps=8),
-    "quick": dict(rows=256, heldout=32, model={"layers": 2, "hidden": 128, "heads": 4, "kv_heads": 2}, batch=16,
-                  repeats=2, profile_steps=6),
-    "smoke": dict(rows=32, heldout=8, model={"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 1}, batch=8,
-                  repeats=1, profile_steps=2),
+    "full": {"rows": 1024, "heldout": 64, "batch": 16, "repeats": 1, "profile_steps": 8,
+             "model": {"layers": 4, "hidden": 256, "heads": 4, "kv_heads": 2}},
+    "quick": {"rows": 256, "heldout": 32, "batch": 16, "repeats": 1, "profile_steps": 6,
+              "model": {"layers": 2, "hidden": 96, "heads": 4, "kv_heads": 2}},
+    "smoke": {"rows": 32, "heldout": 8, "batch": 8, "repeats": 1, "profile_steps": 2,
+              "model": {"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 1}},
 }
 LEARNING_RATE = 1e-3
 BUCKETS = {
     "backward": ("run_backward",),
-    "forward ops": ("linear", "scaled_dot_product", "matmul", "embedding", "rms_norm", "silu", "softmax", "cross_entropy",
-                    "rotary", "torch._C._nn", "_VariableFunctionsClass", "'mul'", "'add'", "'pow'", "'mean'"),
+    "forward ops": ("linear", "scaled_dot_product", "matmul", "embedding", "rms_norm", "silu", "softmax",
+                    "cross_entropy", "rotary", "torch._C._nn", "_VariableFunctionsClass", "'mul'", "'add'", "'pow'",
+                    "'mean'", "torch.mm", "torch.cat", "TensorBase"),
     "optimizer": ("optim/", "_foreach", "clip_grad"),
     "data and collation": ("collat", "dataloader", "data_loader", "fetch", "pad", "tokeniz", "arrow", "datasets/"),
     "gradient checkpointing": ("checkpoint",),
@@ -85,7 +86,7 @@ def run_ours(folder: Path, model_dir: Path, data: Path, batch: int, max_steps: i
     if max_steps:
         trainer["max_steps"] = max_steps
     stages = {"sft": {"kind": "sft", "model": str(model_dir), "data": str(data), "trainer": trainer}}
-    with common.patched(trl, "SFTTrainer", common.instrumented(trl.SFTTrainer, clocks, counters, profiler)):
+    with trainers.patched(trl, "SFTTrainer", trainers.instrumented(trl.SFTTrainer, clocks, counters, profiler)):
         results = common.run_recipe(common.write_recipe(folder, stages))
     return results["sft"].model, clocks[0], counters[0], common.stage_metrics(folder, "sft")
 
@@ -102,7 +103,7 @@ def run_baseline(folder: Path, model_dir: Path, rows: list[dict], batch: int, ma
     args = SFTConfig(output_dir=str(folder / "out"), use_cpu=True, per_device_train_batch_size=batch,
                      learning_rate=LEARNING_RATE, num_train_epochs=1, **extra)
     train = datasets.Dataset.from_list([{"messages": row["messages"]} for row in rows])
-    trainer = common.instrumented(trl.SFTTrainer, clocks, counters, profiler)(model=str(model_dir), args=args,
+    trainer = trainers.instrumented(trl.SFTTrainer, clocks, counters, profiler)(model=str(model_dir), args=args,
                                                                                train_dataset=train)
     trainer.train()
     return trainer.model, clocks[0], counters[0], trainer.state.log_history
@@ -161,7 +162,7 @@ def measure(work: Path, model_dir: Path, data: Path, rows: list[dict], heldout: 
 def profile_both(work: Path, model_dir: Path, data: Path, rows: list[dict], size: dict) -> dict:
     """cProfile of the training loops (first step excluded) of a short run of each side, outside the timed runs."""
     steps = size["profile_steps"]
-    ours, base = common.LoopProfiler(skip=1), common.LoopProfiler(skip=1)
+    ours, base = trainers.LoopProfiler(skip=1), trainers.LoopProfiler(skip=1)
     run_ours(work / "prof_ours", model_dir, data, size["batch"], steps, profiler=ours)
     run_baseline(work / "prof_base", model_dir, rows, size["batch"], steps, profiler=base)
     return {"ours": common.summarize(ours.profile, buckets=BUCKETS),

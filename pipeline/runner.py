@@ -130,12 +130,15 @@ def load_result(recipe: Recipe, stage: str) -> StageResult:
 def run_stage(recipe: Recipe, spec: StageSpec, launch=None) -> StageResult:
     """Run one stage in this process (or under `accelerate launch` when it declares launch:)."""
     stage_dir = recipe.run_dir / spec.name
-    ident = stage_identity(recipe, spec, fingerprint.ContentHasher(recipe.run_dir / ".hash_cache.json"))
-    prepare_stage_dir(stage_dir, ident)
     launch_cfg = launch or spec.launch
     if launch_cfg:
-        from pipeline.launch import launch_stage
+        from pipeline.launch import launch_stage, machine_rank
 
+        if machine_rank(launch_cfg) > 0:  # another node of a multi-node launch: node 0 owns the stage dir
+            return launch_stage(recipe, spec, launch_cfg)
+    ident = stage_identity(recipe, spec, fingerprint.ContentHasher(recipe.run_dir / ".hash_cache.json"))
+    prepare_stage_dir(stage_dir, ident)
+    if launch_cfg:
         return launch_stage(recipe, spec, launch_cfg)
     return execute_stage(recipe, spec, ident)
 

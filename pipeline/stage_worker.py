@@ -1,4 +1,10 @@
-"""Entry point of each process that `accelerate launch` starts for one stage (see pipeline/launch.py)."""
+"""Entry point of each process that `accelerate launch` starts for one stage (see pipeline/launch.py).
+
+Every rank loads the recipe the parent wrote, computes the stage's identity and runs the stage function; rank 0
+(RANK, global over all nodes) is the main process: it alone writes artifacts, the ledger row and DONE. All ranks
+meet at a barrier after the stage, so none exits before rank 0 has written DONE: a node whose processes end first
+would otherwise report a stage without DONE, and Slurm's --kill-on-bad-exit would kill rank 0 mid-write.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import sys
 
 
 def main(recipe_file: str, stage: str) -> int:
-    from pipeline import fingerprint, runner
+    from pipeline import fingerprint, runner, training
     from pipeline.recipe import load_recipe
 
     rank = int(os.environ.get("RANK", "0"))
@@ -19,7 +25,17 @@ def main(recipe_file: str, stage: str) -> int:
     spec = recipe.stage(stage)
     ident = runner.stage_identity(recipe, spec, fingerprint.ContentHasher())
     runner.execute_stage(recipe, spec, ident, is_main_process=rank == 0, processes=world)
+    training.wait_for_everyone()
+    _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Tear the process group down so torch does not warn about a leaked one at exit."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

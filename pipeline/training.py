@@ -118,3 +118,36 @@ def yaml_scientific_to_float(trainer: dict) -> dict:
 
     pattern = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
     return {k: float(v) if isinstance(v, str) and pattern.fullmatch(v.strip()) else v for k, v in trainer.items()}
+
+
+def wait_for_everyone() -> None:
+    """Block until every process of an `accelerate launch` gets here; returns at once in a single process."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    from accelerate import PartialState
+
+    PartialState(cpu=not on_gpu()).wait_for_everyone()
+
+
+def save_trained_model(trainer, tokenizer, folder: Path, is_main_process: bool = True) -> None:
+    """Save the trained model + tokenizer (with chat template) + generation config into `folder`, atomically.
+
+    Call it on EVERY process: under ZeRO-3 or FSDP the weights are sharded and `trainer.save_model` gathers them
+    (a collective; 16-bit under ZeRO-3 with zero3_save_16bit_model) before rank 0 writes. Rank 0 writes into a
+    temporary folder that replaces `folder` whole; the other ranks only take part in the gather. Raises when the
+    trainer wrote no weights (ZeRO-3 without the 16-bit gather saves a DeepSpeed checkpoint instead).
+    """
+    from pipeline.artifacts import atomic_dir
+
+    folder = Path(folder)
+    if not is_main_process:
+        trainer.save_model(str(folder.with_name(f".{folder.name}.rank.tmp")))  # writes nothing on these ranks
+        return
+    with atomic_dir(folder) as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(tmp)
+        if not any(tmp.glob("*.safetensors")) and not any(tmp.glob("pytorch_model*.bin")):
+            raise RuntimeError(f"no model weights were saved to {folder}: under ZeRO-3 set zero3_save_16bit_model: "
+                               "true in the accelerate config; under FSDP, fsdp_state_dict_type: FULL_STATE_DICT")

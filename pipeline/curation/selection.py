@@ -37,9 +37,11 @@ def check(params: dict) -> None:
 
 
 def _pass_rates(rows: list[dict]) -> list[float | None]:
-    if rows and "pass_rate" in rows[0]:
+    if not rows:
+        return []  # an earlier step dropped everything: nothing to select, not a configuration error
+    if "pass_rate" in rows[0]:
         return [row.get("pass_rate") for row in rows]
-    if not rows or "verified" not in rows[0] or all(row.get("verified") is None for row in rows):
+    if "verified" not in rows[0] or all(row.get("verified") is None for row in rows):
         raise ValueError("select with a pass-rate band needs a verify step before it (or a `verified` column)")
     counts: dict = {}
     for i, row in enumerate(rows):

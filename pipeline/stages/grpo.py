@@ -58,9 +58,22 @@ class GRPOStage:
         if "reward_weights" in self.trainer:
             raise ValueError("trainer.reward_weights: set `weight:` on each reward instead")
         Guardrails.from_dict(self.guardrails)
+        check_vllm_settings(self.trainer)
         if not template_fields(self.prompt_template):
             raise ValueError("prompt_template: it uses no column, so every prompt would be the same; write e.g. "
                              "'Solve: {problem}'")
+
+
+def check_vllm_settings(trainer: dict) -> None:
+    """TRL's vLLM modes pass through `trainer:` unchanged; GRPOConfig accepts any string for vllm_mode and fails only
+    once training starts, so check the values here. vLLM itself is imported only at run time (its own env)."""
+    mode = trainer.get("vllm_mode")
+    if mode is not None and mode not in ("colocate", "server"):
+        raise ValueError(f"trainer.vllm_mode: '{mode}' is not a TRL vLLM mode; use colocate (vLLM inside the "
+                         "training processes) or server (a separate `trl vllm-serve`)")
+    url = trainer.get("vllm_server_base_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise ValueError(f"trainer.vllm_server_base_url: '{url}' is not a URL; write e.g. http://node0:8000")
 
 
 def template_fields(template: str) -> list[str]:
@@ -167,13 +180,14 @@ def grpo_ledger_callback(attempt, params: int, config):
 def load_policy(ref: ModelRef, ctx: StageContext):
     """(model, tokenizer); a tiny-init model is saved to `init_model/` first and loaded back, because TRL builds
     the KL reference model (beta > 0) from the policy's `name_or_path`, which a model built in memory lacks."""
-    from pipeline import models
+    from pipeline import models, training
 
     source = ctx.resolve_model(ref)
     if isinstance(source, dict):
         folder = ctx.stage_dir / "init_model"
-        if not folder.exists():
+        if ctx.is_main_process and not folder.exists():
             models.save_model(*models.load_model_and_tokenizer(source, seed=ctx.seed), folder)
+        training.wait_for_everyone()  # under accelerate launch the other ranks load what rank 0 saved
         source = str(folder)
     return models.load_model_and_tokenizer(source, seed=ctx.seed, trust_remote_code=ref.trust_remote_code)
 
@@ -232,8 +246,8 @@ def run(cfg: GRPOStage, ctx: StageContext) -> StageResult:
                               + CURVE_KEYS[1:], title=f"GRPO {ctx.name}")
     if monitor.stopped_by is not None:
         stop_with_reason(ctx, monitor, metrics, trainer)
-    if ctx.is_main_process:
-        models.save_model(trainer.accelerator.unwrap_model(trainer.model), tokenizer, ctx.stage_dir / "model")
+    # every process joins the save: under ZeRO-3/FSDP the sharded weights are gathered before rank 0 writes
+    training.save_trained_model(trainer, tokenizer, ctx.stage_dir / "model", ctx.is_main_process)
     return StageResult(model="model", report="report", metrics=metrics)
 
 

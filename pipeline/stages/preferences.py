@@ -37,7 +37,9 @@ DEFAULT_REWARDS = [{"name": "accuracy", "weight": 1.0}, {"name": "think_format",
 
 @dataclass
 class PreferencesStage:
-    data: DataRef  # canonical traces with several samples per `id`
+    # canonical traces with several samples per `id`; a list pools sources by problem id (e.g. a strong and a weak
+    # model's samples, or reference solutions next to a model's attempts)
+    data: DataRef | list[DataRef]
     rewards: list[dict] = field(default_factory=lambda: [dict(r) for r in DEFAULT_REWARDS])  # scores rows without one
     max_pairs_per_prompt: int = 4
     min_margin: float = 0.5  # rejected scores at least this much below chosen
@@ -71,7 +73,8 @@ def score_rows(rows: list[dict], specs: list[dict]) -> list[float | None]:
         fns = [rewards.build_reward(s) for s in specs]
         weights = [float(s.get("weight", 1.0)) for s in specs]
         subset = [rows[i] for i in todo]
-        columns = {k: [r.get(k) for r in subset] for k in subset[0] if k not in ("completions", "prompts")}
+        keys = dict.fromkeys(k for r in subset for k in r)  # pooled sources may differ in their extra columns
+        columns = {k: [r.get(k) for r in subset] for k in keys if k not in ("completions", "prompts")}
         totals = rewards.weighted_sum(fns, weights, [r["response"] for r in subset], **columns)
         for i, total in zip(todo, totals):
             scores[i] = total
@@ -136,14 +139,16 @@ def run(cfg: PreferencesStage, ctx: StageContext) -> StageResult:
     """Score, pair within each problem, split by problem into train/test, save a DatasetDict."""
     import datasets
 
-    data = ctx.load_dataset(cfg.data)
-    missing = [c for c in ("id", "response") if c not in data.column_names]
-    if missing:
-        raise ValueError(f"data: column '{missing[0]}' missing; preferences needs canonical traces with several "
-                         f"samples per problem id (columns: {', '.join(data.column_names)})")
-    rows = data.to_list()
+    rows = []
+    for ref in cfg.data if isinstance(cfg.data, list) else [cfg.data]:
+        data = ctx.load_dataset(ref)
+        missing = [c for c in ("id", "response") if c not in data.column_names]
+        if missing:
+            raise ValueError(f"data: column '{missing[0]}' missing in {ref.describe()}; preferences needs canonical "
+                             f"traces with several samples per problem id (columns: {', '.join(data.column_names)})")
+        rows += data.to_list()
     scores = score_rows(rows, cfg.rewards)
-    scored_here = "score" not in data.column_names or any(r.get("score") is None for r in rows)
+    scored_here = any(r.get("score") is None for r in rows)
     threshold = cfg.chosen_min_score
     if threshold is None and scored_here:
         threshold = sum(max(0.0, float(s.get("weight", 1.0))) for s in cfg.rewards)

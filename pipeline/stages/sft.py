@@ -166,12 +166,13 @@ def train(trainer, args, ctx: StageContext, params: int) -> tuple[object, dict]:
 
 
 def finish(trainer, tokenizer, ctx: StageContext, title: str, curve_keys: list[str] = CURVE_KEYS) -> dict:
-    """Save model + tokenizer + template and the curves (main process only); the last logged loss."""
-    from pipeline import models, training
+    """Save model + tokenizer + template (every process joins the save: sharded weights are gathered) and the
+    curves (main process only); the last logged loss."""
+    from pipeline import training
 
     history = trainer.state.log_history
+    training.save_trained_model(trainer, tokenizer, ctx.stage_dir / "model", ctx.is_main_process)
     if ctx.is_main_process:
-        models.save_model(trainer.model, tokenizer, ctx.stage_dir / "model")
         training.write_curves(history, ctx.stage_dir, curve_keys, title)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     return {"final_loss": losses[-1] if losses else None, "global_step": trainer.state.global_step,

@@ -11,12 +11,12 @@ row into the canonical trace schema for SFT. See `pipeline.tasks.splits` for how
 from __future__ import annotations
 
 from pipeline.data.schema import trace_row
-from pipeline.tasks import arithmetic, countdown, multiplication
+from pipeline.tasks import arithmetic, column_sum, countdown, multiplication
 from pipeline.tasks.common import Task, evaluate, solution_lines_ok
 from pipeline.tasks.countdown import check_countdown
 from pipeline.tasks.splits import check_capacity, draw_split, resolve_params, split_weights
 
-TASKS: dict[str, Task] = {task.name: task for task in (arithmetic.TASK, multiplication.TASK, countdown.TASK)}
+TASKS: dict[str, Task] = {task.name: task for task in (arithmetic.TASK, column_sum.TASK, multiplication.TASK, countdown.TASK)}
 
 __all__ = ["TASKS", "Task", "check_countdown", "evaluate", "generate_splits", "get_task", "list_tasks",
            "solution_lines_ok", "to_trace_row"]

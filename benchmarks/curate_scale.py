@@ -1,0 +1,149 @@
+"""curate_scale: verify, dedup and 8-gram decontamination of 220k synthetic traces (the size of OpenR1-Math-220k)
+against MATH-500, AIME24, AMC23 and GSM8K test; rows/s and peak memory per step.
+
+Data: benchmarks/curate_data.py (perturbed GSM8K train questions and MATH-style LaTeX problems, 2.35 generations
+per problem with R1-style thinking of realistic length, planted benchmark problems). Every step runs on the whole
+row set with the curate stage's step functions (pipeline.curation): verify with its default rewards (accuracy by
+math_verify + think_format), dedup on problem (exact + MinHash near-duplicates), decontaminate (8-grams).
+
+Baseline: `pipeline.curation.decontaminate.decontaminate_reference`, open-r1's algorithm written plainly (a set of
+word 8-gram strings per benchmark, a per-row lookup), on the same rows and the same benchmark problems (loaded
+once, outside both timings). The two must flag exactly the same rows; the planted rows must all be flagged.
+Headline ratio: reference seconds / fast seconds. Peak memory: resident set sampled during each step, above what
+the process held before it (the rows themselves), and the process's ru_maxrss at the end.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import common, curate_data
+
+TARGET = 5.0
+BENCHMARKS = ("math500", "aime24", "amc23", "gsm8k")
+SIZES = {
+    "full": {"rows": 220_000, "planted": 100, "profile_rows": 20_000, "repeats": 1},
+    "quick": {"rows": 20_000, "planted": 25, "profile_rows": 4_000, "repeats": 2},
+    "smoke": {"rows": 1_500, "planted": 5, "profile_rows": 400, "repeats": 1},
+}
+BUCKETS = {
+    "math_verify worker (IPC and wait)": ("'poll' of 'select.poll'", "posix.read", "posix.write", "_read_line",
+                                          "request", "json/"),
+    "answer extraction": ("rewards/text.py", "rewards/accuracy.py"),
+    "format check": ("rewards/format.py",),
+    "plain-number fast path and cache": ("rewards/verify.py", "fractions.py"),
+    "numpy (hashing, minhash, search)": ("numpy", "<method 'reduce", "reduceat", "searchsorted", "fromiter"),
+    "tokenizing words": ("translate", "'split'", "'encode'", "'decode'", "'join'", "common.py", "'lower'", "re.",
+                         "'sub'"),
+    "n-gram sets and lookups": ("decontaminate.py", "'get' of 'dict'", "setdefault", "'union'", "zlib.crc32",
+                                "__missing__"),
+}
+
+
+def load_problems() -> dict[str, list[str]]:
+    from pipeline.curation.decontaminate import load_benchmark_problems
+
+    return load_benchmark_problems(list(BENCHMARKS))
+
+
+def timed(fn, rows, **params) -> tuple[object, dict]:
+    """(step output, {seconds, rows_per_s, peak_mb_above_start})."""
+    with common.PeakRSS() as memory:
+        start = time.perf_counter()
+        out = fn(rows, **params)
+        seconds = time.perf_counter() - start
+    return out, {"rows": len(rows), "seconds": round(seconds, 3), "rows_per_s": round(len(rows) / seconds, 1),
+                 "rows_out": len(out.rows), "dropped": out.dropped, "peak_mb_above_start": round(memory.delta_mb, 1)}
+
+
+def decontamination(rows: list[dict], problems: dict, repeats: int) -> dict:
+    """Fast and reference, alternating `repeats` times; the best time of each, and whether they agree."""
+    from pipeline.curation.decontaminate import decontaminate, decontaminate_reference
+
+    fast_runs, ref_runs = [], []
+    for _ in range(repeats):
+        fast, fast_figures = timed(decontaminate, rows, benchmarks=problems)
+        ref, ref_figures = timed(decontaminate_reference, rows, benchmarks=problems)
+        fast_runs.append(fast_figures)
+        ref_runs.append(ref_figures)
+    kept_fast, kept_ref = {id(r) for r in fast.rows}, {id(r) for r in ref.rows}
+    flagged_ids = {r["id"] for r in rows if id(r) not in kept_fast}
+    planted = {r["id"] for r in rows if r["id"].startswith("planted-")}
+    best_fast = min(fast_runs, key=lambda f: f["seconds"])
+    best_ref = min(ref_runs, key=lambda f: f["seconds"])
+    return {"fast": {**best_fast, "flagged": fast.info["flagged"]},
+            "reference": {**best_ref, "flagged": ref.info["flagged"]},
+            "runs": {"fast": [f["seconds"] for f in fast_runs], "reference": [f["seconds"] for f in ref_runs]},
+            "same_rows_flagged": kept_fast == kept_ref and fast.info["flagged"] == ref.info["flagged"],
+            "rows_flagged": len(rows) - len(fast.rows),
+            "planted": len(planted), "planted_flagged": len(planted & flagged_ids),
+            "speedup": round(best_ref["seconds"] / best_fast["seconds"], 2)}
+
+
+def profile_steps(rows: list[dict], problems: dict) -> dict:
+    """cProfile of each step on the first rows (a profiler slows Python code several-fold: not the timed runs)."""
+    from pipeline.curation.decontaminate import decontaminate, decontaminate_reference
+    from pipeline.curation.dedup import dedup
+    from pipeline.curation.verify import verify
+    from rewards import verify as answer_check
+
+    # The verifier caches (gold, answer) verdicts for the process: clear it, or verify's profile would show the
+    # timed run's cache hits instead of the work.
+    answer_check._cache.clear()
+    out = {"rows": len(rows)}
+    for name, fn, params in (("verify", verify, {}), ("dedup", dedup, {"on": "problem"}),
+                             ("decontaminate", decontaminate, {"benchmarks": problems}),
+                             ("decontaminate_reference", decontaminate_reference, {"benchmarks": problems})):
+        _, out[name] = common.cprofile(fn, [dict(r) for r in rows], buckets=BUCKETS, top=6, **params)
+    return out
+
+
+def explain(figures: dict, profile: dict) -> str:
+    steps = figures["steps"]
+    slowest = min(("verify", "dedup", "decontaminate"), key=lambda s: steps[s]["rows_per_s"])
+    return (f"the slowest step is {slowest} ({steps[slowest]['rows_per_s']:.0f} rows/s): "
+            f"{common.describe_buckets(profile[slowest], 3)} (cProfile, {profile['rows']} rows); decontaminate: "
+            f"{common.describe_buckets(profile['decontaminate'], 2)}; the reference: "
+            f"{common.describe_buckets(profile['decontaminate_reference'], 2)}")
+
+
+def main(argv=None) -> dict:
+    from pipeline.curation.dedup import dedup
+    from pipeline.curation.verify import verify
+
+    args = common.parse_args(__doc__, argv)
+    started = time.perf_counter()
+    size = SIZES[args.size]
+    with common.stdout_to_stderr():
+        problems = load_problems()
+        build = time.perf_counter()
+        with common.PeakRSS() as data_memory:
+            rows, facts = curate_data.synthesize(size["rows"], problems, size["planted"])
+        facts.update(build_s=round(time.perf_counter() - build, 1), rows_mb=round(data_memory.delta_mb, 1))
+        steps = {"decontaminate_vs_reference": decontamination(rows, problems, args.repeats or size["repeats"])}
+        steps["decontaminate"], steps["decontaminate_reference"] = (steps["decontaminate_vs_reference"]["fast"],
+                                                                   steps["decontaminate_vs_reference"]["reference"])
+        _, steps["dedup"] = timed(dedup, rows, on="problem")
+        _, steps["verify"] = timed(verify, rows)
+        profile = profile_steps(rows[:size["profile_rows"]], problems)
+    compare = steps.pop("decontaminate_vs_reference")
+    figures = {"steps": steps, "decontamination": {k: v for k, v in compare.items() if k not in ("fast", "reference")},
+               "data": facts, "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               "benchmarks": {name: len(texts) for name, texts in problems.items()}}
+    ratio = compare["speedup"]
+    met = ratio >= TARGET and compare["same_rows_flagged"] and compare["planted_flagged"] == compare["planted"]
+    return common.finish("curate_scale", args, started, figures=figures, ratio=ratio,
+                         target=f"ratio >= {TARGET} (decontamination, reference s / ours s), same rows flagged, "
+                                "every planted row flagged", met=met,
+                         baseline="pipeline.curation.decontaminate.decontaminate_reference: open-r1's set of word "
+                                  "8-gram strings per benchmark, per-row lookup",
+                         limits=explain(figures, profile), profile=profile)
+
+
+if __name__ == "__main__":
+    main()
