@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/reasonforge run recipes/quickstart.yaml
+	$(VENV)/bin/reasonforge cost runs/quickstart
 
 test: $(STAMP)
 	$(PY) -m pytest

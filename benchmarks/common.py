@@ -3,6 +3,7 @@ the one JSON object each script prints (trainer instrumentation is in benchmarks
 
 Every script prints ONE JSON object on its last stdout line, with these keys:
     benchmark  script name                    size      full | quick | smoke
+    headline   {metric, ours, baseline}: the two figures the ratio is made of
     figures    the measured numbers (ours, baseline, per-run detail)
     ratio      the headline ratio against the baseline measured in the same run on the same data
     target     the target, as text ("ratio >= 1.5")   met    whether the ratio meets it
@@ -39,8 +40,8 @@ for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TO
     os.environ.setdefault(_key, _value)
 
 SIZES = ("full", "quick", "smoke")
-RESULT_KEYS = ("benchmark", "size", "figures", "ratio", "target", "met", "baseline", "machine", "limits", "profile",
-               "seconds")
+RESULT_KEYS = ("benchmark", "size", "headline", "figures", "ratio", "target", "met", "baseline", "machine", "limits",
+               "profile", "seconds")
 
 
 def parse_args(doc: str, argv=None) -> argparse.Namespace:
@@ -131,6 +132,11 @@ def summarize(profile: cProfile.Profile, top: int = 8, buckets: dict[str, tuple[
     return out
 
 
+def dominant(profile: dict) -> str:
+    """The biggest bucket of a cprofile summary that is not "other"."""
+    return next((name for name in profile["buckets"] if name != "other"), "other")
+
+
 def describe_buckets(profile: dict, count: int = 3) -> str:
     """'backward 48%, forward ops 30%, other 12%': the biggest buckets of a cprofile summary."""
     return ", ".join(f"{name} {share:.0%}" for name, share in list(profile["buckets"].items())[:count])
@@ -218,10 +224,14 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def finish(benchmark: str, args, started: float, *, figures: dict, ratio: float, target: str, met: bool,
-           baseline: str, limits: str, profile: dict, **extra) -> dict:
-    """The benchmark's JSON object, printed as one line on stdout and returned."""
-    result = {"benchmark": benchmark, "size": args.size, "figures": figures, "ratio": round(ratio, 3),
+def finish(benchmark: str, args, started: float, *, headline: tuple[str, float, float], figures: dict, ratio: float,
+           target: str, met: bool, baseline: str, limits: str, profile: dict, **extra) -> dict:
+    """The benchmark's JSON object, printed as one line on stdout and returned. `headline` is (what is measured,
+    ours, baseline): the figures the ratio is made of."""
+    metric, ours, base = headline
+    result = {"benchmark": benchmark, "size": args.size,
+              "headline": {"metric": metric, "ours": ours, "baseline": base}, "figures": figures,
+              "ratio": round(ratio, 3),
               "target": target, "met": bool(met), "baseline": baseline, "machine": machine(), "limits": limits,
               "profile": profile, **extra, "seconds": round(time.perf_counter() - started, 1)}
     print(json.dumps(result), flush=True)

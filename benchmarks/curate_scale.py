@@ -117,6 +117,7 @@ def main(argv=None) -> dict:
     from pipeline.curation.verify import verify
 
     args = common.parse_args(__doc__, argv)
+    common.set_threads(args.threads)  # no torch work here; set so that the recorded thread count is the one used
     started = time.perf_counter()
     size = SIZES[args.size]
     with common.stdout_to_stderr():
@@ -138,6 +139,8 @@ def main(argv=None) -> dict:
     ratio = compare["speedup"]
     met = ratio >= TARGET and compare["same_rows_flagged"] and compare["planted_flagged"] == compare["planted"]
     return common.finish("curate_scale", args, started, figures=figures, ratio=ratio,
+                         headline=("decontamination rows/s", steps["decontaminate"]["rows_per_s"],
+                                   steps["decontaminate_reference"]["rows_per_s"]),
                          target=f"ratio >= {TARGET} (decontamination, reference s / ours s), same rows flagged, "
                                 "every planted row flagged", met=met,
                          baseline="pipeline.curation.decontaminate.decontaminate_reference: open-r1's set of word "

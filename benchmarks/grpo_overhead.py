@@ -49,8 +49,9 @@ BUCKETS = {  # first match wins
     "ours: stage code": ("pipeline/",),
     "backward": ("run_backward",),
     "generation": ("generation/", "cache_utils", "masking_utils", "multinomial", "logits_process"),
-    "model ops": ("torch._C", "torch/nn/", "modeling_llama", "TensorBase", "_VariableFunctions", "torch.cat"),
-    "trl and transformers loop": ("trl/", "transformers/trainer", "accelerate/"),
+    "model ops": ("torch._C", "torch/", "transformers/models/", "transformers/modeling", "TensorBase",
+                  "_VariableFunctions", "torch.cat"),
+    "trl, transformers and accelerate loop": ("trl/", "transformers/", "accelerate/", "datasets/"),
 }
 
 
@@ -178,7 +179,7 @@ def main(argv=None) -> dict:
         profile = profile_ours(work, model_dir, data, size)
     sides = {side: pooled(runs[side]) for side in runs}
     ratio = sides["ours"]["median_step_s"] / sides["baseline"]["median_step_s"]
-    limits = (f"the model and TRL's loop: cProfile of the stage's training loop: "
+    limits = (f"{common.dominant(profile)}: cProfile of the stage's training loop: "
               f"{common.describe_buckets(profile, 4)}; time inside the stage's own code (guardrail and ledger "
               f"callbacks, with what they call) {profile['own_code_share']:.1%} of the loop, rewards (the same "
               f"functions on both sides) {profile['buckets'].get('ours: rewards', 0):.1%}")
@@ -187,6 +188,8 @@ def main(argv=None) -> dict:
                "runs": runs, "setup": {**trainer_settings(size), "rewards": REWARDS, "prompts": size["prompts"],
                                        "model": size["model"]}}
     return common.finish("grpo_overhead", args, started, figures=figures, ratio=ratio,
+                         headline=("s/step (median, lockstep)", sides["ours"]["median_step_s"],
+                                   sides["baseline"]["median_step_s"]),
                          target=f"ratio <= {TARGET} (median seconds per step after warm-up, ours / trl.GRPOTrainer, "
                                 "steps taken in lockstep)", met=ratio <= TARGET,
                          baseline="trl.GRPOTrainer(model, reward_funcs=same rewards, args=the stage's GRPOConfig, "

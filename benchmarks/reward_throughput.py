@@ -192,6 +192,7 @@ def main(argv=None) -> dict:
     import rewards
 
     args = common.parse_args(__doc__, argv)
+    common.set_threads(args.threads)  # no torch work here; set so that the recorded thread count is the one used
     started = time.perf_counter()
     size = SIZES[args.size]
     with common.stdout_to_stderr():
@@ -214,6 +215,8 @@ def main(argv=None) -> dict:
               f"LaTeX answers wait on math_verify (sympy) in the worker, integers take the in-process fast path; "
               f"slowest rule reward: {min(rules, key=lambda k: rules[k]['completions_per_s'])}")
     return common.finish("reward_throughput", args, started, figures=figures, ratio=ratio,
+                         headline=("accuracy completions/s", accuracy_out["ours"]["completions_per_s"],
+                                   accuracy_out["baseline"]["completions_per_s"]),
                          target=f"ratio >= {TARGET} (accuracy completions/s, ours / direct math_verify) and every "
                                 f"call within timeout_s + {GRACE_S:.0f} s", met=ratio >= TARGET and worst <= bound,
                          baseline="math_verify.verify(parse(gold), parse(completion)) per completion, in-process, "

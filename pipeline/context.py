@@ -24,7 +24,7 @@ class StageResult:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict, stage_dir: Path) -> "StageResult":
+    def from_json(cls, obj: dict, stage_dir: Path) -> StageResult:
         roles = {k: (str(stage_dir / obj[k]) if obj.get(k) else None) for k in ("dataset", "model", "report")}
         return cls(**roles, metrics=obj.get("metrics", {}))
 

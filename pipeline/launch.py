@@ -17,6 +17,7 @@ they keep their copy of the recipe under `<run_dir>/.launch/` and wait for node 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -78,14 +79,15 @@ def launch_stage(recipe, spec, launch: dict):
     # Node 0's copy sits beside the stage's artifacts; the others' outside the stage dir, which node 0 may wipe.
     recipe_file = stage_dir / "launch" / "recipe.yaml" if rank == 0 else \
         recipe.run_dir / ".launch" / f"{spec.name}.machine{rank}.yaml"
-    artifacts.atomic_write_text(recipe_file, yaml.safe_dump({**recipe.raw, "run_dir": str(recipe.run_dir)}))
+    artifacts.atomic_write_text(recipe_file, recipe_text(recipe))
     cmd = launch_command(launch, recipe_file, spec.name)
     env = {**os.environ, "REASONFORGE_LAUNCHED": "1"}
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # its own process group, killed as one
     try:
         code = proc.wait()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # the group may have exited already
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
         raise
     if code != 0:
@@ -95,6 +97,12 @@ def launch_stage(recipe, spec, launch: dict):
         raise RuntimeError(f"stage '{spec.name}': every process exited cleanly but {stage_dir / artifacts.DONE} "
                            f"is missing; check that all nodes share the run directory")
     return load_result(recipe, spec.name)
+
+
+def recipe_text(recipe) -> str:
+    """The resolved recipe (overrides applied, run_dir made explicit) as YAML the workers load. Key order is kept:
+    stages run in the order they are written, and a `from:` may only name an earlier stage."""
+    return yaml.safe_dump({**recipe.raw, "run_dir": str(recipe.run_dir)}, sort_keys=False)
 
 
 def wait_for_done(stage_dir: Path, timeout_s: float) -> bool:
@@ -180,7 +188,9 @@ def _check_nested_keys(config: str, values: dict) -> None:
 
 
 def _check_final_save(config: str, values: dict) -> None:
-    """Sharded training must gather the weights at the end, or model/ would not load with from_pretrained."""
+    """Sharded training must gather the weights at the end, or model/ would not load with from_pretrained. A
+    deepspeed_config_file (DeepSpeed's own JSON) is not read here; training.save_trained_model still refuses to
+    finish a stage whose save wrote no weights."""
     ds = values.get("deepspeed_config") or {}
     if values.get("distributed_type") == "DEEPSPEED" and str(ds.get("zero_stage")) == "3" \
             and not ds.get("deepspeed_config_file") and not ds.get("zero3_save_16bit_model"):

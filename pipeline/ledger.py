@@ -72,7 +72,7 @@ class Attempt:
             "cost_usd": device_hours * self.price_per_device_hour,
         }
 
-    def begin(self) -> "Attempt":
+    def begin(self) -> Attempt:
         _append(self.ledger_path, self.row("started", 0.0))
         return self
 

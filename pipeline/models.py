@@ -60,7 +60,7 @@ def build_tiny_model(params: dict, tokenizer, seed: int = 0):
 
     unknown = set(params) - set(TINY_DEFAULTS) - {"kind", "init"}
     if unknown:
-        raise ValueError(f"unknown tiny-model parameter '{sorted(unknown)[0]}'; valid: {', '.join(TINY_DEFAULTS)}")
+        raise ValueError(f"unknown tiny-model parameter '{min(unknown)}'; valid: {', '.join(TINY_DEFAULTS)}")
     p = {**TINY_DEFAULTS, **{k: v for k, v in params.items() if k in TINY_DEFAULTS}}
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=p["hidden"], num_hidden_layers=p["layers"],

@@ -68,7 +68,7 @@ def parse_data_ref(value) -> DataRef:
 def _parse_dict(cls, value: dict):
     unknown = set(value) - _ref_keys(cls)
     if unknown:
-        raise ValueError(f"unknown key '{sorted(unknown)[0]}' in a reference; valid: {', '.join(sorted(_ref_keys(cls)))}")
+        raise ValueError(f"unknown key '{min(unknown)}' in a reference; valid: {', '.join(sorted(_ref_keys(cls)))}")
     kwargs = {("stage" if k == "from" else k): v for k, v in value.items()}
     ref = cls(**kwargs)
     sources = [s for s in (ref.path, ref.stage, getattr(ref, "released", None)) if s]

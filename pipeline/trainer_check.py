@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from functools import lru_cache
+from functools import cache
 
 # Fields TRL or transformers renamed or removed; the value is the replacement (None: removed, no replacement).
 RENAMED = {
@@ -21,7 +21,7 @@ RENAMED = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_fields(target: str) -> frozenset[str]:
     module, _, name = target.rpartition(".")
     cls = getattr(importlib.import_module(module), name)

@@ -27,12 +27,24 @@ def hardware_defaults() -> dict:
 
 def build_trl_config(config_cls, trainer: dict, output_dir: Path, seed: int, stage_defaults: dict | None = None):
     """Our defaults < the stage's defaults < the recipe's `trainer:` dict, which goes to TRL unchanged."""
-    values = {
+    values = _checkpointing_name(config_cls, {
         "output_dir": str(output_dir / "checkpoints"), "seed": seed, "report_to": "none", "logging_steps": 10,
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 2, "disable_tqdm": False,
         **hardware_defaults(), **(stage_defaults or {}), **yaml_scientific_to_float(trainer),
-    }
+    }, trainer)
     return config_cls(**values)
+
+
+def _checkpointing_name(config_cls, values: dict, trainer: dict) -> dict:
+    """transformers 5 renamed gradient_checkpointing to activation_checkpointing: use the new name for our default
+    when the installed version has it, and keep whatever name the recipe itself wrote."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    if "activation_checkpointing" in names and "gradient_checkpointing" not in trainer and \
+            "gradient_checkpointing" in values and "activation_checkpointing" not in values:
+        values["activation_checkpointing"] = values.pop("gradient_checkpointing")
+    return values
 
 
 def last_checkpoint(config) -> str | None:

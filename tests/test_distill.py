@@ -12,15 +12,6 @@ from pipeline.recipe import RecipeError, load_recipe
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # two torch threads on 2 shared cores spin against each other: tiny models run ~8x faster on one
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_recipe(tmp_path, stages: str):

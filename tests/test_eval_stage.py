@@ -28,16 +28,6 @@ stages:
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny matmuls on a shared 2-core machine: two intra-op threads spin against the other jobs and made one
-    12-token generate call take 1.5-8 s here instead of 0.05 s with one thread (measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,6 @@ from pipeline.shards import ShardStore, read_shards
 PROMPTS = ["1+1=?", "what is 23*7?", "x", "a much longer prompt than the others, to pad the batch", "17-9=?", "ok"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two intra-op threads on two cores shared with other jobs ran generate 20x slower here: spin-waits.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

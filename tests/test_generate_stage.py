@@ -22,14 +22,6 @@ from pipeline.recipe import load_recipe
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads on two shared cores spin-wait: generate ran 20x slower here
-    yield
-    torch.set_num_threads(before)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -12,18 +12,6 @@ from pipeline.guardrails import GuardrailError, GuardrailMonitor, Guardrails, ch
 from pipeline.recipe import RecipeError, load_recipe
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on 2 cores shared with other test runs, two threads contend and a tiny matmul got
-    7x slower (measured 7.4 ms vs 1.0 ms)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # Rewards the recipes below import by dotted path (tests.test_grpo.NAME).
 def step_probe(completions, trainer_state=None, probe=None, **kwargs):
     """Dense reward (share of digits in the completion) that appends the step it is called at to PROBE.calls and,

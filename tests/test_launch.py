@@ -12,17 +12,19 @@ from pathlib import Path
 import pytest
 
 import tests.stage_fixtures  # noqa: F401  (the echo stage kind)
-from pipeline import ledger, runner
+from pipeline import ledger, models, runner
 from pipeline.cli import main
 from pipeline.launch import launch_command
 from pipeline.recipe import load_recipe
 
-PROBLEMS = "problems: {kind: tasks, task: arithmetic, splits: {train: 64, test: 8}, params: {digits: 1, ops: '+'}}"
+# The data stage is named to sort after "sft": the recipe the workers load must keep the written stage order.
+PROBLEMS = "tasks: {kind: tasks, task: arithmetic, splits: {train: 64, test: 8}, params: {digits: 1, ops: '+'}}"
 STEPS, BATCH = 20, 8
+TINY = {"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 1}
 SFT = f"""
 sft:
   model: {{init: tiny, layers: 1, hidden: 32, heads: 2, kv_heads: 1}}
-  data: {{from: problems, split: train}}
+  data: {{from: tasks, split: train}}
   launch: {{LAUNCH}}
   trainer: {{max_steps: {STEPS}, learning_rate: 3.0e-3, per_device_train_batch_size: {BATCH}, logging_steps: 2,
             save_steps: 1000, disable_tqdm: true}}
@@ -46,7 +48,6 @@ def rendered_lengths(problems_dir: str) -> list[int]:
     """Token count of every training chat as the sft stage renders it (the tiny char tokenizer)."""
     import datasets
 
-    from pipeline import models
     from pipeline.sft_data import render_dataset, token_lengths
 
     train = datasets.load_from_disk(problems_dir)["train"]
@@ -59,15 +60,16 @@ def check_trained_once_by_both(run_dir: Path, results: dict, processes: int = 2)
 
     stage_dir = run_dir / "sft"
     assert sorted(p.name for p in stage_dir.iterdir() if "model" in p.name) == ["model"]  # no temporaries left
-    model = AutoModelForCausalLM.from_pretrained(results["sft"].model)
-    assert model.num_parameters() > 0
+    trained = AutoModelForCausalLM.from_pretrained(results["sft"].model).state_dict()
+    initial = models.build_tiny_model(TINY, models.build_char_tokenizer(), seed=0).state_dict()  # the recipe's seed
+    assert trained.keys() == initial.keys() and any(not trained[k].equal(initial[k]) for k in trained)
     losses = [v for _, v in json.loads((stage_dir / "curves.json").read_text())["loss"]]
     assert len(losses) == STEPS // 2 and losses[-1] < losses[0] - 0.5, losses
     rows = [a for a in ledger.read_attempts(run_dir) if a["stage"] == "sft"]
     assert [r["status"] for r in rows] == ["done"]
     assert rows[0]["processes"] == processes and rows[0]["device_count"] == processes
     # Every step trains processes x BATCH examples: the tokens counted are the global ones, not rank 0's share.
-    lengths = rendered_lengths(results["problems"].dataset)
+    lengths = rendered_lengths(results["tasks"].dataset)
     per_step = processes * BATCH
     assert STEPS * per_step * min(lengths) <= rows[0]["tokens_trained"] <= STEPS * per_step * max(lengths)
 
@@ -79,6 +81,18 @@ def test_sft_on_two_cpu_processes_through_the_runner(tmp_path):
     check_trained_once_by_both(recipe.run_dir, results)
     assert (recipe.run_dir / "sft" / "launch" / "recipe.yaml").exists()
     assert all(d.action == "cached" for d in runner.plan(recipe))  # DONE written by rank 0 is a normal DONE
+
+
+@pytest.mark.slow
+def test_a_failing_launched_stage_fails_the_run_once_without_done(tmp_path):
+    path = write_recipe(tmp_path, "{num_processes: 2}")
+    path.write_text(path.read_text().replace("{from: tasks, split: train}", "{from: tasks, split: nope}"))
+    recipe = load_recipe(path)
+    with pytest.raises(RuntimeError, match="stage 'sft' failed under accelerate launch"):
+        runner.run(recipe)
+    assert not (recipe.run_dir / "sft" / "DONE").exists()
+    rows = [a for a in ledger.read_attempts(recipe.run_dir) if a["stage"] == "sft"]
+    assert [(r["status"], r["processes"]) for r in rows] == [("failed", 2)]  # rank 0's row only
 
 
 def free_port() -> int:
@@ -93,7 +107,7 @@ def test_two_node_launch_on_localhost_writes_done_once(tmp_path):
     starts them on two nodes: node 1 must leave the stage dir to node 0 and both must see DONE."""
     launch = f"{{num_processes: 2, num_machines: 2, main_process_ip: 127.0.0.1, main_process_port: {free_port()}}}"
     path = write_recipe(tmp_path, launch)
-    runner.run(load_recipe(path), only="problems")
+    runner.run(load_recipe(path), only="tasks")
     procs = [subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(path),
                                f"stages.sft.launch.machine_rank={rank}", "--only", "sft"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -105,7 +119,7 @@ def test_two_node_launch_on_localhost_writes_done_once(tmp_path):
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     recipe = load_recipe(path)
-    results = {name: runner.load_result(recipe, name) for name in ("problems", "sft")}
+    results = {name: runner.load_result(recipe, name) for name in ("tasks", "sft")}
     check_trained_once_by_both(recipe.run_dir, results)
     assert (recipe.run_dir / ".launch" / "sft.machine1.yaml").exists()
 
@@ -209,3 +223,17 @@ def test_bad_launch_blocks_are_one_line_recipe_errors(tmp_path, capsys, label, l
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert str(path) in err and "stages.s.launch" in err and expected in err, err
+
+
+def test_the_recipe_handed_to_workers_keeps_stage_order_overrides_and_anchors(tmp_path):
+    from pipeline.launch import recipe_text
+    from pipeline.recipe import config_to_plain
+
+    recipe = load_recipe("recipes/r1-pipeline-full.yaml", ["stages.student.trainer.learning_rate=1.0e-5",
+                                                           f"run_dir={tmp_path / 'run'}"])
+    path = tmp_path / "worker.yaml"
+    path.write_text(recipe_text(recipe))
+    again = load_recipe(path)
+    assert [s.name for s in again.stages] == [s.name for s in recipe.stages]  # as written, not sorted
+    assert [config_to_plain(s.config) for s in again.stages] == [config_to_plain(s.config) for s in recipe.stages]
+    assert again.stage("student").config.trainer["learning_rate"] == 1e-5 and again.run_dir == tmp_path / "run"

@@ -30,8 +30,8 @@ SHRINK = [
     "stages.student_base.model={init: tiny, layers: 1, hidden: 32, heads: 2, kv_heads: 1}",
     "stages.student_base.trainer.max_steps=2",
     "stages.distill.trainer.max_steps=2",
-    "stages.evaluate.benchmarks=[{name: column_sum_test, data: {from: problems, split: test}, n: 2, "
-    "prompt_template: '{problem}'}]",
+    ("stages.evaluate.benchmarks=[{name: column_sum_test, data: {from: problems, split: test}, n: 2, "
+     "prompt_template: '{problem}'}]"),
 ]
 
 

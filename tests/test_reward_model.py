@@ -13,16 +13,6 @@ from pipeline.recipe import RecipeError, load_recipe
 KINDS = {1: "wrong", 2: "hedged", 3: "rambling", 4: "unfinished"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on 2 cores shared with other test runs, two threads contend and a tiny matmul got
-    7x slower (measured 7.4 ms vs 1.0 ms)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def scored_samples(n_problems: int, seed: int = 0) -> list[dict]:

@@ -14,16 +14,6 @@ from pipeline.recipe import RecipeError, load_recipe
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models on 2 shared cores: two torch threads spin against each other and the other jobs
-    # (0.29 s vs 0.035 s per step measured here for a 0.1M model), so these tests use one.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ class ReportStage:
         for i, check in enumerate(self.checks):
             unknown = set(check) - CHECK_KEYS
             if unknown:
-                raise ValueError(f"checks[{i}]: unknown key '{sorted(unknown)[0]}'; valid: {', '.join(sorted(CHECK_KEYS))}")
+                raise ValueError(f"checks[{i}]: unknown key '{min(unknown)}'; valid: {', '.join(sorted(CHECK_KEYS))}")
             if not {"model", "at_least"} <= set(check):
                 raise ValueError(f"checks[{i}]: needs model: and at_least: (model names of the evaluate stage)")
 
