@@ -142,8 +142,9 @@ def load_gsm8k_train() -> list[dict]:
 
 def synthesize(rows_wanted: int, benchmark_problems: dict[str, list[str]], planted_per_benchmark: int,
                seed: int = 0) -> tuple[list[dict], dict]:
-    """(rows, facts): `rows_wanted` canonical trace rows, the samples of a problem next to each other (as released
-    data sets hold them), with the planted benchmark rows at random places."""
+    """(rows, facts, {planted row id: the benchmark problem it holds}): `rows_wanted` canonical trace rows, the
+    samples of a problem next to each other (as released data sets hold them), with the planted benchmark rows at
+    random places."""
     from pipeline.data.schema import trace_row
 
     rng = random.Random(seed)
@@ -164,11 +165,13 @@ def synthesize(rows_wanted: int, benchmark_problems: dict[str, list[str]], plant
             kinds[kind] = kinds.get(kind, 0) + 1
             rows.append(trace_row(problem, thinking, answer, id=pid, source="synthetic", gold_answer=gold,
                                   sample_index=sample))
+    planted_problems = {}
     for i, (name, problem) in enumerate(planted):  # at random places: rows stay grouped by problem otherwise
         thinking, answer, _ = response_parts("1", False, rng, pool)
+        planted_problems[f"planted-{name}-{i}"] = problem
         rows.insert(rng.randrange(len(rows) + 1), trace_row(planted_variant(problem, rng), thinking, answer,
                                                              id=f"planted-{name}-{i}", source="synthetic",
                                                              gold_answer="1"))
     facts = {"rows": len(rows), "problems": len(problems), "planted": len(planted), "answers": kinds,
              "thinking_chars_mean": round(sum(len(r["thinking"]) for r in rows) / len(rows))}
-    return rows, facts
+    return rows, facts, planted_problems

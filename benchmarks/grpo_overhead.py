@@ -39,7 +39,7 @@ REWARDS = [{"name": "accuracy", "weight": 1.0}, {"name": "think_format", "weight
 SIZES = {
     "full": {"prompts": 128, "batch": 16, "generations": 4, "completion": 48, "warmup": 3, "steps": 30, "repeats": 3,
              "model": {"layers": 2, "hidden": 128, "heads": 4, "kv_heads": 2}},
-    "quick": {"prompts": 64, "batch": 8, "generations": 4, "completion": 32, "warmup": 2, "steps": 20, "repeats": 3,
+    "quick": {"prompts": 64, "batch": 8, "generations": 4, "completion": 32, "warmup": 2, "steps": 30, "repeats": 3,
               "model": {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2}},
     "smoke": {"prompts": 8, "batch": 4, "generations": 2, "completion": 8, "warmup": 1, "steps": 2, "repeats": 1,
               "model": {"layers": 1, "hidden": 32, "heads": 2, "kv_heads": 1}},

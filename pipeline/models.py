@@ -121,6 +121,17 @@ def prepare_for_chat(model, tokenizer, add_think_tokens: bool = False) -> None:
         gen.pad_token_id = tokenizer.pad_token_id
 
 
+def set_turn_end(model, tokenizer, token: str) -> None:
+    """Make `token` the eos of the tokenizer and a stop token of the generation config, for base models whose
+    template ends turns with a token their generation config does not stop on (Qwen2.5 base: <|im_end|>)."""
+    if token not in tokenizer.get_vocab():
+        raise ValueError(f"eos_token: {token!r} is not in the tokenizer's vocabulary")
+    tokenizer.eos_token = token
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    stops = [i for i in _as_set(model.generation_config.eos_token_id) if i != token_id]
+    model.generation_config.eos_token_id = [token_id, *stops] if stops else token_id
+
+
 def _as_set(ids) -> set[int]:
     if ids is None:
         return set()
@@ -152,10 +163,11 @@ def check_eos_agreement(tokenizer, generation_config, source: str = "model") -> 
     if end_id not in stops:
         raise EOSMismatchError(f"{source}: the chat template ends assistant turns with {end!r} (id {end_id}) but "
                                f"generation_config.eos_token_id is {generation_config.eos_token_id}: the model would "
-                               f"never stop. Set generation_config.eos_token_id to include {end_id}.")
+                               f"never stop. Set generation_config.eos_token_id to include {end_id}, or set the "
+                               f"stage's eos_token: {end!r}.")
     if end != tokenizer.eos_token:
         raise EOSMismatchError(f"{source}: the chat template ends assistant turns with {end!r} but tokenizer.eos_token "
-                               f"is {tokenizer.eos_token!r}; set tokenizer.eos_token = {end!r} so training adds it.")
+                               f"is {tokenizer.eos_token!r}; set the stage's eos_token: {end!r} so training adds it.")
 
 
 def save_model(model, tokenizer, folder) -> None:

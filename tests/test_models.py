@@ -63,3 +63,14 @@ def test_unknown_tiny_parameter_is_named():
     tok = models.build_char_tokenizer()
     with pytest.raises(ValueError, match="unknown tiny-model parameter 'layerz'"):
         models.build_tiny_model({"layerz": 2}, tok)
+
+
+def test_set_turn_end_fixes_a_chatml_style_base_model(tiny_model_dir):
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    tok.chat_template = models.CHAT_TEMPLATE.replace("eos_token", "'<|im_end|>'")
+    with pytest.raises(models.EOSMismatchError, match="eos_token: '<\\|im_end\\|>'"):
+        models.check_eos_agreement(tok, model.generation_config)
+    models.set_turn_end(model, tok, "<|im_end|>")
+    models.check_eos_agreement(tok, model.generation_config)
+    assert tok.eos_token == "<|im_end|>" and 2 in model.generation_config.eos_token_id

@@ -48,6 +48,7 @@ class SFTStage:
     add_think_tokens: bool = False  # add <think>/</think> to the vocabulary and resize the embeddings
     system_prompt: str | None = None  # prepended as a system turn to every example
     max_examples: int | None = None  # a seeded random subset of the (mixed) data
+    eos_token: str | None = None  # the token that ends a turn, when a base model's config disagrees (<|im_end|>)
     trainer_config: ClassVar[str] = "trl.SFTConfig"
 
     def __post_init__(self):
@@ -82,12 +83,15 @@ def stage_defaults(trainer: dict) -> dict:
     return {"include_num_input_tokens_seen": "non_padding", **throughput_defaults(on_gpu(), trainer)}
 
 
-def load_chat_model(ref: ModelRef, ctx: StageContext, add_think_tokens: bool = False):
+def load_chat_model(ref: ModelRef, ctx: StageContext, add_think_tokens: bool = False,
+                    eos_token: str | None = None):
     """(model, tokenizer) made chat-ready, after checking that the turn-ending EOS will stop generation."""
     from pipeline import models
 
     model, tokenizer = ctx.load_model(ref, add_think_tokens=add_think_tokens, check_eos=False)
     models.prepare_for_chat(model, tokenizer, add_think_tokens=add_think_tokens)
+    if eos_token:
+        models.set_turn_end(model, tokenizer, eos_token)
     models.check_eos_agreement(tokenizer, model.generation_config, source=f"model {ref.describe()}")
     return model, tokenizer
 
@@ -199,7 +203,7 @@ def run(cfg: SFTStage, ctx: StageContext) -> StageResult:
     """Fine-tune cfg.model on cfg.data; writes model/, curves.json, curves.png; resumes from checkpoints/."""
     from pipeline.models import count_parameters
 
-    model, tokenizer = load_chat_model(cfg.model, ctx, cfg.add_think_tokens)
+    model, tokenizer = load_chat_model(cfg.model, ctx, cfg.add_think_tokens, cfg.eos_token)
     data = load_examples(cfg.data_refs(), ctx, cfg.answers_only, cfg.system_prompt, cfg.max_examples)
     trainer, args, mode, lengths = build_trainer(model, tokenizer, data, cfg.trainer, ctx.stage_dir, ctx.seed,
                                                  ctx.log)
