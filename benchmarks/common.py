@@ -10,9 +10,10 @@ Every script prints ONE JSON object on its last stdout line, with these keys:
     baseline   what the baseline is                    machine  cpu count, torch threads, torch version, device, load
     limits     what limits ours, from the profile      profile  the profiler's top entries and time per bucket
     seconds    wall time of the whole benchmark
-Absolute times drift on shared machines; ratios of runs taken minutes apart on the same data drift much less. Each
-side runs `repeats` times, alternating, and the best run of each side is compared (as timeit does: the fastest
-run is the one the other tenants disturbed least); every run is reported.
+Absolute times drift on shared machines; a ratio holds better the closer in time its two sides were measured. So
+the sides alternate: whole runs, best of each side (sft, generate, curate's decontamination); steps in lockstep
+(grpo, benchmarks/trainers.py: its 5% target is inside the run-to-run drift); batches in turn (rewards). Each
+script's docstring says which, and every run is reported.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from benchmarks import common, curate_data
 TARGET = 5.0
 BENCHMARKS = ("math500", "aime24", "amc23", "gsm8k")
 SIZES = {
-    "full": {"rows": 220_000, "planted": 100, "profile_rows": 20_000, "repeats": 1},
+    "full": {"rows": 220_000, "planted": 100, "profile_rows": 20_000, "repeats": 2},
     "quick": {"rows": 20_000, "planted": 25, "profile_rows": 4_000, "repeats": 2},
     "smoke": {"rows": 1_500, "planted": 5, "profile_rows": 400, "repeats": 1},
 }

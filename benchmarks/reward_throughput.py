@@ -7,13 +7,13 @@ half integer problems (boxed, bare last number, thousands separators), half MATH
 \\sqrt{12} for 2\\sqrt{3}); 70% correct. Countdown completions (numbers, target, an expression) for `countdown`.
 
 Ours: `rewards.build_reward(name)` called as GRPO calls it, in batches of 64 with the dataset columns as keyword
-arguments; the verifier's (gold, answer) cache is cleared before the timed run and its worker started before it.
-Baseline: math_verify called directly in-process on the same (non-pathological) completions, as open-r1's
-accuracy reward does: `verify(parse(gold), parse(completion))` per completion. Both run on the integer half and
-the LaTeX half separately, interleaved batch by batch (taking turns at going first, so both see the same load from
-the machine's other jobs), best of `repeats` per half, each repeat with a fresh verifier worker. Headline ratio: accuracy completions/s over
-both halves, ours / baseline (the brief sets no target: 0.95, i.e. the deadline machinery costs at most 5%); the
-ratio per half and the agreement of the verdicts are reported too. Pathological answers
+arguments. Baseline: math_verify called directly in-process on the same (non-pathological) completions, as
+open-r1's accuracy reward does: `verify(parse(gold), parse(completion))` per completion. Both run on the integer
+half and the LaTeX half separately, interleaved batch by batch (taking turns at going first, so both see the same
+load from the machine's other jobs), over `repeats` different completion sets, both warmed up first (see
+accuracy_figures). Headline ratio: accuracy completions/s over both halves, ours / baseline (the brief sets no
+target: 0.95, i.e. the deadline machinery may cost at most 5%); the ratio per half and the agreement of the verdicts
+are reported too. Pathological answers
 (2^{2^{30}}, 10^{10^{10}}, 9^{9^{9^{9}}}, (1000000)!, deep nesting, towers of x): one call each, per-call seconds;
 the bound is timeout_s + 1 s (the grace before the worker is killed).
 """
@@ -88,7 +88,7 @@ def latex_answer(rng: random.Random, correct: bool) -> tuple[str, str]:
     return gold, f"Therefore the answer is $\\boxed{{{form}}}$."
 
 
-def math_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+def math_completions(count: int, seed: int) -> tuple[list[str], list[str]]:
     """(completions, gold answers): half integer, half LaTeX, 70% correct, R1 layout."""
     rng = random.Random(seed)
     pool = curate_data.sentence_pool(rng, 1500)
@@ -130,21 +130,36 @@ def direct_math_verify(completions: list[str], golds: list[str]) -> list[float]:
     return [float(verify(parse(f"${gold}$"), parse(completion))) for completion, gold in zip(completions, golds)]
 
 
+def worker_cpu_s() -> float:
+    """CPU seconds used so far by the math_verify worker process (0 when there is none or /proc is missing)."""
+    import os
+
+    from rewards import verify as answer_check
+
+    worker = answer_check._worker
+    try:
+        fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (AttributeError, OSError, ValueError, IndexError):
+        return 0.0
+
+
 def interleaved(accuracy, texts: list[str], golds: list[str]) -> tuple[dict, dict]:
     """Ours and the baseline batch by batch, taking turns at going first, so that both see the same load from the
-    machine's other jobs; ({side: scores}, {side: seconds})."""
+    machine's other jobs; ({side: scores}, {side: {wall, cpu}}), where ours' cpu includes its worker process's."""
     scores: dict = {"ours": [], "baseline": []}
-    seconds = {"ours": 0.0, "baseline": 0.0}
+    took = {"ours": {"wall": 0.0, "cpu": 0.0}, "baseline": {"wall": 0.0, "cpu": 0.0}}
     for i, b in enumerate(range(0, len(texts), BATCH)):
         batch, answers = texts[b:b + BATCH], golds[b:b + BATCH]
         for side in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
-            start = time.perf_counter()
+            wall, cpu, worker = time.perf_counter(), time.process_time(), worker_cpu_s()
             if side == "ours":
                 scores[side] += accuracy(batch, gold_answer=answers)
             else:
                 scores[side] += direct_math_verify(batch, answers)
-            seconds[side] += time.perf_counter() - start
-    return scores, seconds
+            took[side]["wall"] += time.perf_counter() - wall
+            took[side]["cpu"] += time.process_time() - cpu + max(0.0, worker_cpu_s() - worker)
+    return scores, took
 
 
 def pathological_calls(accuracy, count: int) -> list[dict]:
@@ -158,49 +173,41 @@ def pathological_calls(accuracy, count: int) -> list[dict]:
     return out
 
 
-def fresh_verifier(accuracy) -> None:
-    """What a fresh process has: no cached verdicts, and a worker whose gold-parse cache is empty (it caches parsed
-    golds, so a second run over the same golds would be cheaper than the first). The new worker starts here, outside
-    the timing."""
-    from rewards import verify as answer_check
+def accuracy_figures(size: dict, repeats: int) -> tuple[dict, object]:
+    """Ours and the baseline, interleaved batch by batch, on the integer half and the LaTeX half of `repeats`
+    different completion sets; per side and half, the total seconds, and the verdict agreement.
 
-    if answer_check._worker is not None:
-        answer_check._worker.close()
-        answer_check._worker = None
-    answer_check._cache.clear()
-    accuracy(["\\boxed{\\frac{1}{2}}"], gold_answer=["0.5"])
-    answer_check._cache.clear()
-
-
-def accuracy_figures(size: dict, completions: list[str], golds: list[str], repeats: int) -> tuple[dict, object]:
-    """Ours and the baseline, interleaved batch by batch, on the integer half and the LaTeX half separately,
-    `repeats` times with a fresh verifier each; the best time of each side per half, their sums, and the verdict
-    agreement."""
+    Both sides are warm before the timing (one pass over a separate set: math_verify's and sympy's caches in this
+    process, the worker process started and its caches filled alike), and no completion set is seen twice: the
+    worker caches parsed gold answers, so a second pass over the same golds would flatter ours."""
     import rewards
 
     accuracy = rewards.build_reward({"name": "accuracy", "timeout_s": size["timeout_s"]})
-    halves = {"integer": (completions[0::2], golds[0::2]), "latex": (completions[1::2], golds[1::2])}
-    best: dict = {"ours": {}, "baseline": {}}
-    verdicts: dict = {"ours": {}, "baseline": {}}
-    for _ in range(repeats):
-        for half, (texts, answers) in halves.items():
-            fresh_verifier(accuracy)
-            scores, seconds = interleaved(accuracy, texts, answers)
-            for side in best:
-                verdicts[side][half] = scores[side]
-                if half not in best[side] or seconds[side] < best[side][half]["seconds"]:
-                    best[side][half] = {"completions_per_s": round(len(texts) / seconds[side], 1),
-                                        "seconds": round(seconds[side], 3)}
+    interleaved(accuracy, *math_completions(BATCH * 2, seed=1000))
+    took: dict = {side: {half: {"wall": 0.0, "cpu": 0.0} for half in ("integer", "latex")}
+                  for side in ("ours", "baseline")}
+    verdicts: dict = {"ours": [], "baseline": []}
+    for r in range(repeats):
+        completions, golds = math_completions(size["completions"], seed=r)
+        for half, start in (("integer", 0), ("latex", 1)):
+            scores, times = interleaved(accuracy, completions[start::2], golds[start::2])
+            for side, per_half in took.items():
+                for key in ("wall", "cpu"):
+                    per_half[half][key] += times[side][key]
+                verdicts[side] += scores[side]
+    count = size["completions"] * repeats
     out = {}
-    for side, per_half in best.items():
-        total = sum(f["seconds"] for f in per_half.values())
-        scores = [v for half in halves for v in verdicts[side][half]]
-        out[side] = {"completions_per_s": round(len(completions) / total, 1), "seconds": round(total, 3),
-                     **per_half, "mean_score": round(sum(scores) / len(scores), 4)}
-    pairs = [(a, b) for half in halves for a, b in zip(verdicts["ours"][half], verdicts["baseline"][half])]
-    out["agreement"] = round(sum(a == b for a, b in pairs) / len(pairs), 4)
-    out["ratio_by_kind"] = {half: round(out["ours"][half]["completions_per_s"]
-                                        / out["baseline"][half]["completions_per_s"], 3) for half in halves}
+    for side, per_half in took.items():
+        total = sum(t["wall"] for t in per_half.values())
+        out[side] = {"completions_per_s": round(count / total, 1), "seconds": round(total, 3),
+                     **{half: {"completions_per_s": round(count / 2 / t["wall"], 1), "seconds": round(t["wall"], 3),
+                               "cpu_s": round(t["cpu"], 3), "waiting_s": round(max(0.0, t["wall"] - t["cpu"]), 3)}
+                        for half, t in per_half.items()},
+                     "mean_score": round(sum(verdicts[side]) / count, 4)}
+    out["agreement"] = round(sum(a == b for a, b in zip(verdicts["ours"], verdicts["baseline"])) / count, 4)
+    out["ratio_by_kind"] = {half: round(took["baseline"][half]["wall"] / took["ours"][half]["wall"], 3)
+                            for half in ("integer", "latex")}
+    out["latex_cpu_ratio"] = round(took["baseline"]["latex"]["cpu"] / took["ours"]["latex"]["cpu"], 3)
     return out, accuracy
 
 
@@ -212,21 +219,20 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     size = SIZES[args.size]
     with common.stdout_to_stderr():
-        completions, golds = math_completions(size["completions"])
-        accuracy_out, accuracy = accuracy_figures(size, completions, golds, args.repeats or size["repeats"])
+        accuracy_out, accuracy = accuracy_figures(size, args.repeats or size["repeats"])
+        completions, _ = math_completions(size["completions"], seed=0)
         rules = {name: throughput(rewards.build_reward(name), completions)[1] for name in RULE_REWARDS}
         cd, numbers, targets = countdown_completions(size["completions"])
         rules["countdown"] = throughput(rewards.build_reward("countdown"), cd, numbers=numbers, target=targets)[1]
         pathological = pathological_calls(accuracy, size["pathological"])
-        fresh_verifier(accuracy)
-        _, profile = common.cprofile(throughput, accuracy, completions[:size["profile"]], buckets=BUCKETS,
-                                     gold_answer=golds[:size["profile"]])
+        fresh, fresh_golds = math_completions(size["profile"], seed=2000)  # not seen before: no cached verdicts
+        _, profile = common.cprofile(throughput, accuracy, fresh, buckets=BUCKETS, gold_answer=fresh_golds)
     worst = max(p["seconds"] for p in pathological)
     bound = size["timeout_s"] + GRACE_S
     ratio = accuracy_out["ours"]["completions_per_s"] / accuracy_out["baseline"]["completions_per_s"]
     figures = {"accuracy": accuracy_out, "rules": rules, "pathological": pathological,
                "max_call_s": worst, "call_bound_s": bound, "timeout_s": size["timeout_s"],
-               "completions": len(completions), "batch": BATCH}
+               "completions": size["completions"], "repeats": args.repeats or size["repeats"], "batch": BATCH}
     limits = (f"accuracy: {common.describe_buckets(profile, 3)} (cProfile of {size['profile']} completions): "
               f"LaTeX answers wait on math_verify (sympy) in the worker, integers take the in-process fast path; "
               f"slowest rule reward: {min(rules, key=lambda k: rules[k]['completions_per_s'])}")

@@ -18,7 +18,7 @@ from pipeline.tasks.splits import owner
 
 SIZES = {"train": 300, "test": 60}
 HARD = {"arithmetic": {"operands": 3, "digits": 2}, "multiplication": {"digits_a": 3, "digits_b": 3},
-        "countdown": {"numbers": 4}}
+        "countdown": {"numbers": 4}, "column_sum": {"operands": 4, "digits": 3}}
 
 
 @pytest.fixture(scope="module", params=sorted(TASKS))
@@ -29,14 +29,14 @@ def task_splits(request):
 
 def test_registry_lists_every_task_with_help_and_defaults():
     listed = {name: (help_, params) for name, help_, params in list_tasks()}
-    assert set(listed) == {"arithmetic", "multiplication", "countdown"}
+    assert set(listed) == {"arithmetic", "column_sum", "multiplication", "countdown"}
     assert all(help_ and "\n" not in help_ for help_, _ in listed.values())
     assert listed["arithmetic"][1] == {"ops": "+-*", "digits": 2, "operands": 2}
     assert listed["multiplication"][1]["digits_a"] == 2
 
 
 def test_unknown_task_and_parameter_errors_name_the_fix():
-    with pytest.raises(ValueError, match=r"Unknown task 'sudoku'. Available: arithmetic, countdown, multiplication"):
+    with pytest.raises(ValueError, match=r"Unknown task 'sudoku'. Available: arithmetic, column_sum, countdown, multiplication"):
         get_task("sudoku")
     with pytest.raises(ValueError, match=r"Unknown parameter 'digit'.*Did you mean 'digits'"):
         generate_splits("arithmetic", {"train": 5}, seed=0, digit=3)
@@ -145,3 +145,11 @@ def test_to_trace_row_renders_the_solution_as_thinking():
     assert trace["response"] == f"<think>\n{row['solution']}\n</think>\n{row['gold_answer']}"
     assert trace["gold_answer"] == row["gold_answer"] and trace["verified"] is True
     assert trace["source"] == "multiplication"
+
+
+def test_column_sum_works_column_by_column_with_carries():
+    from pipeline.tasks.column_sum import solve
+
+    assert solve([16, 34, 64, 50]) == ["6+4+4+0=14", "1+3+6+5+1=16", "160+4=164"]
+    assert solve([449, 686]) == ["9+6=15", "4+8+1=13", "4+6+1=11", "1100+35=1135"]
+    assert solve([5, 3]) == ["5+3=8"]
