@@ -53,7 +53,8 @@ def test_shrunken_quickstart_runs_every_stage(tmp_path):
         assert (run_dir / stage / curves).exists(), f"{stage}/{curves}"
     assert (run_dir / "curate" / "dataset" / "README.md").exists()
     summary = json.loads((run_dir / "summary" / "summary.json").read_text())
-    assert set(summary["models"]) == {"cold_start_teacher", "rl_teacher", "answers_only_student", "distilled_student"}
+    assert set(summary["models"]) == {"cold_start_teacher", "reasoning_rl_teacher", "rl_teacher",
+                                     "answers_only_student", "distilled_student"}
     assert len(summary["checks"]) == 3
     assert {a["status"] for a in ledger.read_attempts(run_dir)} == {"done"}
     assert all(d.action == "cached" for d in runner.plan(load_recipe("recipes/quickstart.yaml", overrides)))
