@@ -62,6 +62,14 @@ def parse_args(doc: str, argv=None) -> argparse.Namespace:
     return args
 
 
+def start(doc: str, argv, sizes: dict) -> tuple[argparse.Namespace, dict, float]:
+    """What every benchmark's main does first: its arguments, the torch thread count (recorded in the JSON even
+    where no torch work runs), its size preset, and the start time."""
+    args = parse_args(doc, argv)
+    set_threads(args.threads)
+    return args, sizes[args.size], time.perf_counter()
+
+
 def set_threads(threads: int) -> None:
     import torch
 

@@ -129,10 +129,7 @@ def main(argv=None) -> dict:
     from pipeline.curation.dedup import dedup
     from pipeline.curation.verify import verify
 
-    args = common.parse_args(__doc__, argv)
-    common.set_threads(args.threads)  # no torch work here; set so that the recorded thread count is the one used
-    started = time.perf_counter()
-    size = SIZES[args.size]
+    args, size, started = common.start(__doc__, argv, SIZES)
     with common.stdout_to_stderr():
         problems = load_problems()
         build = time.perf_counter()

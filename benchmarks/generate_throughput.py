@@ -133,10 +133,7 @@ def explain(profile: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    args = common.parse_args(__doc__, argv)
-    common.set_threads(args.threads)
-    started = time.perf_counter()
-    size = SIZES[args.size]
+    args, size, started = common.start(__doc__, argv, SIZES)
     repeats = args.repeats or size["repeats"]
     with tempfile.TemporaryDirectory(prefix="rf-bench-gen-") as tmp, common.stdout_to_stderr():
         work = Path(tmp)

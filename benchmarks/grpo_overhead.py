@@ -163,10 +163,7 @@ def profile_ours(work: Path, model_dir: Path, data: Path, size: dict) -> dict:
 
 
 def main(argv=None) -> dict:
-    args = common.parse_args(__doc__, argv)
-    common.set_threads(args.threads)
-    started = time.perf_counter()
-    size = SIZES[args.size]
+    args, size, started = common.start(__doc__, argv, SIZES)
     runs = {"ours": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="rf-bench-grpo-") as tmp, common.stdout_to_stderr():
         work = Path(tmp)

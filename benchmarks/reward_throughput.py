@@ -214,10 +214,7 @@ def accuracy_figures(size: dict, repeats: int) -> tuple[dict, object]:
 def main(argv=None) -> dict:
     import rewards
 
-    args = common.parse_args(__doc__, argv)
-    common.set_threads(args.threads)  # no torch work here; set so that the recorded thread count is the one used
-    started = time.perf_counter()
-    size = SIZES[args.size]
+    args, size, started = common.start(__doc__, argv, SIZES)
     with common.stdout_to_stderr():
         accuracy_out, accuracy = accuracy_figures(size, args.repeats or size["repeats"])
         completions, _ = math_completions(size["completions"], seed=0)

@@ -25,7 +25,6 @@ import math
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -178,10 +177,7 @@ def explain(best: dict, profile: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    args = common.parse_args(__doc__, argv)
-    common.set_threads(args.threads)
-    started = time.perf_counter()
-    size = SIZES[args.size]
+    args, size, started = common.start(__doc__, argv, SIZES)
     repeats = args.repeats or size["repeats"]
     with tempfile.TemporaryDirectory(prefix="rf-bench-sft-") as tmp, common.stdout_to_stderr():
         work = Path(tmp)

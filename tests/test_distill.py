@@ -1,23 +1,18 @@
 """distill stage: GKD pulls a fresh student towards a trained teacher; tokenizer mismatch and key typos fail clearly."""
 
 import json
-import textwrap
 
 import pytest
 
 from pipeline import ledger, models, runner
 from pipeline.data.schema import trace_row
 from pipeline.recipe import RecipeError, load_recipe
+from tests.helpers import write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
 
 
 
-
-def write_recipe(tmp_path, stages: str):
-    path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n" + textwrap.indent(stages, "  "))
-    return path
 
 
 def traces_file(tmp_path):

@@ -18,15 +18,12 @@ import pytest
 from pipeline import ledger, runner
 from pipeline.data.schema import TRACE_COLUMNS
 from pipeline.recipe import load_recipe
+from tests.helpers import write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def write_recipe(tmp_path: Path, stages: str) -> Path:

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from pipeline import runner
 from pipeline.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
 from pipeline.recipe import RecipeError, load_recipe
+from tests.helpers import write_recipe
 
 
 # Rewards the recipes below import by dotted path (tests.test_grpo.NAME).
@@ -37,11 +37,6 @@ def write_prompts(path: Path, n: int = 16) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
-
-def write_recipe(tmp_path: Path, stage: str) -> Path:
-    path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n" + textwrap.indent(stage, "  "))
-    return path
 
 
 def trainer(max_steps: int, max_completion_length: int, **extra) -> str:

@@ -2,13 +2,13 @@
 
 import json
 import random
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from pipeline import runner
 from pipeline.recipe import RecipeError, load_recipe
+from tests.helpers import write_jsonl, write_recipe
 
 KINDS = {1: "wrong", 2: "hedged", 3: "rambling", 4: "unfinished"}
 
@@ -37,15 +37,6 @@ def scored_samples(n_problems: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_recipe(tmp_path: Path, stages: str) -> Path:
-    path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n" + textwrap.indent(stages, "  "))
-    return path
 
 
 def test_preferences_rm_and_grpo_with_helpfulness_end_to_end(tmp_path, tiny_model_dir):

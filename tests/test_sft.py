@@ -3,13 +3,13 @@
 import json
 import logging
 import shutil
-import textwrap
 
 import pytest
 
 from pipeline import ledger, models, runner
 from pipeline.data.schema import split_response, trace_row
 from pipeline.recipe import RecipeError, load_recipe
+from tests.helpers import write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
 
@@ -26,11 +26,6 @@ def base_model_dir(tmp_path_factory):
     models.save_model(model, tok, folder)
     return folder
 
-
-def write_recipe(tmp_path, stages: str):
-    path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n" + textwrap.indent(stages, "  "))
-    return path
 
 
 def greedy(model_dir, problems, max_new_tokens=24, chat_template=None):
