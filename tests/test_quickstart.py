@@ -58,3 +58,26 @@ def test_shrunken_quickstart_runs_every_stage(tmp_path):
     assert len(summary["checks"]) == 3
     assert {a["status"] for a in ledger.read_attempts(run_dir)} == {"done"}
     assert all(d.action == "cached" for d in runner.plan(load_recipe("recipes/quickstart.yaml", overrides)))
+
+
+def test_cold_start_schedule_is_the_prefix_of_a_longer_cosine():
+    """The recipe stops the cold start at step 750 of a 900-step cosine by shortening the cycle; check the claim."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    trainer = load_recipe("recipes/quickstart.yaml").stage("cold_start").config.trainer
+
+    def lrs(steps, **kwargs):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=trainer["learning_rate"])
+        schedule = get_cosine_schedule_with_warmup(optimizer, trainer["warmup_steps"], steps, **kwargs)
+        out = []
+        for _ in range(trainer["max_steps"]):
+            out.append(schedule.get_last_lr()[0])
+            optimizer.step()
+            schedule.step()
+        return out
+
+    stopped = lrs(trainer["max_steps"], **trainer["lr_scheduler_kwargs"])
+    planned = lrs(900)
+    assert max(abs(a - b) for a, b in zip(stopped, planned)) < 1e-7
+    assert stopped[-1] > 0.05 * trainer["learning_rate"]  # stopped before the learning rate anneals
