@@ -189,6 +189,13 @@ class PeakRSS:
         return self.peak_mb - self.start_mb
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def write_recipe(folder: Path, stages: dict, name: str = "bench") -> Path:
     """A recipe file in `folder` whose runs go to `folder/run`."""
     import yaml

@@ -61,8 +61,7 @@ def write_prompts(path: Path, count: int) -> Path:
     for i in range(count):
         a, b = rng.randint(1, 99), rng.randint(1, 99)
         rows.append({"id": f"q{i}", "problem": f"{a}+{b}=", "gold_answer": str(a + b)})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return common.write_jsonl(path, rows)
 
 
 def trainer_settings(size: dict) -> dict:

@@ -69,13 +69,6 @@ def skewed_traces(count: int, seed: int) -> list[dict]:
     return rows
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    import json
-
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
 def run_ours(folder: Path, model_dir: Path, data: Path, batch: int, max_steps: int | None = None, profiler=None):
     """The sft stage through the runner; (trained model dir, its StepClock, its TokenCounter, metrics)."""
     import trl
@@ -184,7 +177,7 @@ def main(argv=None) -> dict:
         model_dir = common.save_tiny_model(work / "model", size["model"])
         rows = skewed_traces(size["rows"], seed=0)
         heldout = skewed_traces(size["heldout"], seed=1)
-        data = write_jsonl(work / "traces.jsonl", rows)
+        data = common.write_jsonl(work / "traces.jsonl", rows)
         runs = measure(work, model_dir, data, rows, heldout, size, repeats)
         profile = profile_both(work, model_dir, data, rows, size)
     best = {side: max(runs[side], key=lambda run: run["tokens_per_s"]) for side in runs}

@@ -14,6 +14,7 @@ from pipeline.context import StageContext
 from pipeline.data.schema import trace_row
 from pipeline.refs import DataRef
 from pipeline.stages.curate import DEFAULT_STEPS, CurateStage, run
+from tests.helpers import write_jsonl
 
 MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "math500.jsonl"
 THINK = "Add the tens, then the units, and check the sum once more before answering."
@@ -70,7 +71,7 @@ def _context(tmp_path, name="curate"):
 
 def test_curate_stage_writes_dataset_funnel_and_card(tmp_path):
     source = tmp_path / "traces.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    write_jsonl(source, _rows())
     steps = [{"step": "decontaminate", "benchmarks": [str(MATH500)]}, {"step": "filter"},
              {"step": "dedup", "on": "problem"}, {"step": "verify"}]
     cfg = CurateStage(data={"path": str(source)}, steps=steps, card={"license": "mit"})
@@ -104,7 +105,7 @@ def test_curate_stage_writes_dataset_funnel_and_card(tmp_path):
 
 def test_empty_result_still_saves_a_dataset_and_card(tmp_path):
     source = tmp_path / "traces.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in _rows()[:2]))
+    write_jsonl(source, _rows()[:2])
     cfg = CurateStage(data=DataRef(path=str(source)), steps=[{"step": "select", "max_rows": 1},
                                                              {"step": "filter", "min_tokens": 10_000}])
     ctx = _context(tmp_path)

@@ -1,26 +1,21 @@
 """distill stage: GKD pulls a fresh student towards a trained teacher; tokenizer mismatch and key typos fail clearly."""
 
-import json
 
 import pytest
 
 from pipeline import ledger, models, runner
 from pipeline.data.schema import trace_row
 from pipeline.recipe import RecipeError, load_recipe
-from tests.helpers import write_recipe
+from tests.helpers import write_jsonl, write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
-
-
-
 
 
 def traces_file(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [trace_row(f"{a}+{b}=?", f"{a}+{b}={a + b}", str(a + b), id=f"r{a}{b}", source="t") for a in range(4)
             for b in range(4)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_jsonl(path, rows)
 
 
 def test_gkd_lowers_the_students_divergence_from_the_teacher(tmp_path):

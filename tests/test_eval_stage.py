@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import runner
 from pipeline.recipe import load_recipe
+from tests.helpers import write_jsonl
 
 RECIPE = """
 name: t
@@ -45,8 +46,7 @@ def second_model_dir(tmp_path_factory):
 def small_jsonl(tmp_path):
     path = tmp_path / "small.jsonl"
     rows = [{"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (5, 6), (7, 1)]]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_jsonl(path, rows)
 
 
 def read(path):

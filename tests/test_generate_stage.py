@@ -18,18 +18,9 @@ import pytest
 from pipeline import ledger, runner
 from pipeline.data.schema import TRACE_COLUMNS
 from pipeline.recipe import load_recipe
-from tests.helpers import write_jsonl
+from tests.helpers import write_jsonl, write_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-
-
-
-def write_recipe(tmp_path: Path, stages: str) -> Path:
-    path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nseed: 0\nrun_dir: {tmp_path / 'run'}\nstages:\n{stages}")
-    return path
 
 
 def per_key(dataset) -> collections.Counter:

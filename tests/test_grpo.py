@@ -9,7 +9,7 @@ import pytest
 from pipeline import runner
 from pipeline.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
 from pipeline.recipe import RecipeError, load_recipe
-from tests.helpers import write_recipe
+from tests.helpers import write_jsonl, write_recipe
 
 
 # Rewards the recipes below import by dotted path (tests.test_grpo.NAME).
@@ -34,9 +34,7 @@ def constant_reward(completions, **kwargs):
 
 def write_prompts(path: Path, n: int = 16) -> Path:
     rows = [{"problem": f"{i}+{i + 1}=", "gold_answer": str(2 * i + 1)} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
+    return write_jsonl(path, rows)
 
 
 def trainer(max_steps: int, max_completion_length: int, **extra) -> str:

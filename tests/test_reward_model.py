@@ -13,8 +13,6 @@ from tests.helpers import write_jsonl, write_recipe
 KINDS = {1: "wrong", 2: "hedged", 3: "rambling", 4: "unfinished"}
 
 
-
-
 def scored_samples(n_problems: int, seed: int = 0) -> list[dict]:
     """Five samples per addition problem, as a generate stage would leave them (no score column): a correct
     well-formed one, a wrong one (final number perturbed), a hedged one (two boxed answers, one of them right), a
@@ -35,8 +33,6 @@ def scored_samples(n_problems: int, seed: int = 0) -> list[dict]:
             rows.append({"id": f"p{i}", "sample_index": k, "problem": problem, "gold_answer": str(a + b),
                          "response": response, "thinking": think, "messages": messages})
     return rows
-
-
 
 
 def test_preferences_rm_and_grpo_with_helpfulness_end_to_end(tmp_path, tiny_model_dir):

@@ -9,11 +9,9 @@ import pytest
 from pipeline import ledger, models, runner
 from pipeline.data.schema import split_response, trace_row
 from pipeline.recipe import RecipeError, load_recipe
-from tests.helpers import write_recipe
+from tests.helpers import write_jsonl, write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
-
-
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,6 @@ def base_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("base") / "model"
     models.save_model(model, tok, folder)
     return folder
-
 
 
 def greedy(model_dir, problems, max_new_tokens=24, chat_template=None):
@@ -81,7 +78,7 @@ def test_rerun_resumes_from_the_last_checkpoint(tmp_path):
     extra = tmp_path / "extra.jsonl"
     long_rows = [trace_row(f"{i}+{i}=?", f"{i}+{i}={2 * i} " + "so " * 10, str(2 * i), id=f"x{i}", source="t")
                  for i in range(3)]
-    extra.write_text("".join(json.dumps(r) + "\n" for r in long_rows))
+    write_jsonl(extra, long_rows)
     path = write_recipe(tmp_path, TASKS + f"""
 sft:
   model: {{init: tiny, layers: 1, hidden: 32}}
@@ -164,7 +161,7 @@ def test_eos_mismatch_stops_before_training(tmp_path, tiny_model_dir):
     model.generation_config.eos_token_id = tok.pad_token_id  # generation would never stop at the turn's </s>
     models.save_model(model, tok, tmp_path / "bad")
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    write_jsonl(data, ROWS)
     path = write_recipe(tmp_path, f"sft: {{model: {tmp_path / 'bad'}, data: {data}, trainer: {{max_steps: 1}}}}\n")
     with pytest.raises(models.EOSMismatchError, match="generation_config.eos_token_id"):
         runner.run(load_recipe(path))
