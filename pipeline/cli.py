@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from pipeline.data.errors import DataError
 from pipeline.recipe import RecipeError, load_recipe
 
 EXIT_BAD_INPUT = 2
@@ -26,8 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except UserFacingError as e:
+    except (UserFacingError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:
+        from pipeline.artifacts import write_error
+
+        line = write_error(e)  # disk full, read-only run dir: one line that says what to do, not a traceback
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
