@@ -35,7 +35,9 @@ class DeadlineExceeded(BaseException):
 
 def _as_latex(text: str) -> str:
     # math_verify finds LaTeX by its delimiters; a bare "\dfrac{1}{2}" or "\sqrt{2}" parses to nothing unless boxed.
-    return text if ("\\boxed" in text or "$" in text) else "\\boxed{" + text + "}"
+    # An escaped dollar ("\$36") is a currency sign, not a delimiter.
+    delimited = "\\boxed" in text or "$" in text.replace("\\$", "")
+    return text if delimited else "\\boxed{" + text + "}"
 
 
 @lru_cache(maxsize=4096)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from .registry import register
-from .text import answer_part, boxed_contents, column, completion_text, extract_final_answer
+from .text import answer_part, column, completion_text, extract_final_answer
 from .verify import answers_equivalent, gold_text
-
-_NORMALIZE_RE = re.compile(r"\\[,!;: ]|\s+|\$")
 
 
 def correctness(text: str, gold, timeout_s: float = 2.0) -> float | None:
@@ -16,17 +12,23 @@ def correctness(text: str, gold, timeout_s: float = 2.0) -> float | None:
 
     The final answer is looked for only after ``</think>`` (``answer_part``; a response that opens ``<think>`` and
     never closes it has no answer, one without think tags is all answer): ``\\boxed{}`` first, then
-    ``<answer>`` tags, then the last number (``extract_final_answer``). Hedging scores 0: two or more distinct
-    boxed answers (compared after removing whitespace, ``$`` and LaTeX spacing), or a trailing list of numbers
-    ("3, 4, 5", "3 or 4"). Gold may be a GSM8K rationale (the text after ``####`` is used). None when the gold is
-    missing or does not parse.
+    ``<answer>`` tags, then the last number (``extract_final_answer``). No answer scores 0, and there is none when
+    the response hedges (two different boxes or tags, "\\boxed{7} or 8", "7 or \\boxed{8}", "3, 4, 5") or was cut
+    off inside its final box or tag (``... \\boxed{8000``). Gold may be a GSM8K rationale (the text after ``####``
+    is used). None when the gold is missing or does not parse.
+
+    Numbers are compared without their currency sign, percent sign, degree mark or unit words (``\\$13``,
+    ``18 dollars``, ``18\\text{ dollars}``, ``25\\%``, ``90^\\circ``; see ``rewards.verify.strip_units``), so a
+    right number in the wrong unit also scores 1. An inequality is not an interval: ``x > 2`` scores 0 against
+    ``(2,\\infty)`` while ``x \\in (2,\\infty)`` and ``(2, \\infty)`` score 1. math_verify does not equate a
+    relation with a set, and converting one would also pay ``-2 < x < 1`` against the point ``(-2,1)``, which
+    reads the same as an open interval; problems with interval answers ask for the set.
     """
     gold = gold_text(gold)
     if gold is None:
         return None
     answer = answer_part(text)
-    distinct_boxes = {_NORMALIZE_RE.sub("", box) for box in boxed_contents(answer)} - {""}
-    final = extract_final_answer(answer) if len(distinct_boxes) <= 1 else None
+    final = extract_final_answer(answer)
     verdict = answers_equivalent(gold, final or "", timeout_s)
     if verdict is None:
         return None

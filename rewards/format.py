@@ -36,11 +36,13 @@ def _texts(completions, prompts, prefilled: bool | None) -> list[str]:
 
 def is_r1_format(text: str) -> bool:
     """``<think>`` + non-blank thinking + ``</think>`` + non-blank answer; only whitespace before ``<think>``;
-    exactly one think block, so a think tag in the answer part fails."""
+    exactly one think block, so a think tag in the answer part fails. The answer's ``<answer>``/``</answer>`` tags
+    are not an answer: ``<answer></answer>`` (or ``<answer> </answer>``) alone is blank."""
     if text.count(THINK_OPEN) != 1 or text.count(THINK_CLOSE) != 1:
         return False
     before, _, rest = text.partition(THINK_OPEN)
     thinking, _, answer = rest.partition(THINK_CLOSE)
+    answer = answer.replace("<answer>", "").replace("</answer>", "")
     return not before.strip() and bool(thinking.strip()) and bool(answer.strip())
 
 

@@ -5,11 +5,13 @@ torch and transformers are imported on first use, so ``import rewards`` stays ch
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 
 from .text import prompt_text
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _tokenizers: dict[str, object] = {}
 _scorers: dict[tuple[str, str], tuple[object, object]] = {}
@@ -99,22 +101,61 @@ def score(network, tokenizer, prompts: list, responses: list[str], batch_size: i
 
     A one-logit model gives its logit. A classifier gives the log-odds of ``label``: its logit minus the log-sum-exp
     of the others, so that sigmoid(score) is exactly the softmax probability of that label.
+
+    Never raises on a text: lone surrogates (which the tokenizer rejects) become U+FFFD first; a text that
+    tokenizes to nothing (an empty response with no prompt and no special tokens to add) scores None; a batch
+    that fails is scored one text at a time, and a text that fails alone scores None (with a warning).
     """
+    index = label_index(network, label)
+    texts, templated = render(tokenizer, prompts, responses)
+    texts = [_clean(text) for text in texts]
+    scores: list[float | None] = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        try:
+            scores += _score_batch(network, tokenizer, batch, max_length, templated, index)
+        except Exception as error:  # noqa: BLE001 - one bad text must not cost the batch its scores
+            logger.warning("reward model failed on a batch of %d (%s); scoring its texts one by one", len(batch),
+                           error)
+            scores += [_score_one(network, tokenizer, text, max_length, templated, index) for text in batch]
+    return scores
+
+
+def _clean(text: str) -> str:
+    """``text`` with lone surrogates (invalid in UTF-8, a TypeError in the tokenizer) replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _score_one(network, tokenizer, text: str, max_length: int, templated: bool, index) -> float | None:
+    try:
+        return _score_batch(network, tokenizer, [text], max_length, templated, index)[0]
+    except Exception as error:  # noqa: BLE001 - a reward scores a completion or says it cannot (None)
+        logger.warning("reward model cannot score a text of %d characters (%s); its score is None", len(text), error)
+        return None
+
+
+def _score_batch(network, tokenizer, texts: list[str], max_length: int, templated: bool, index) -> list:
+    """Scores of ``texts``, None for those that tokenize to no token at all (there is nothing to score)."""
     import torch
 
-    index = label_index(network, label)
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=not templated)
+    keep = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) > 0]
+    out: list[float | None] = [None] * len(texts)
+    if not keep:
+        return out
+    rows = [encoded["input_ids"][i] for i in keep]
+    width = max(map(len, rows))  # padded on the right, as load_scorer sets the tokenizer to
+    ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows])
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
     device = next(network.parameters()).device
-    texts, templated = render(tokenizer, prompts, responses)
-    scores: list[float] = []
-    for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_length, add_special_tokens=not templated).to(device)
-        with torch.inference_mode():
-            logits = network(**encoded).logits.float()
-        if index is None:
-            scores += logits[:, 0].tolist()
-        else:
-            others = logits.clone()
-            others[:, index] = -math.inf
-            scores += (logits[:, index] - others.logsumexp(dim=-1)).tolist()
-    return scores
+    with torch.inference_mode():
+        logits = network(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    if index is None:
+        values = logits[:, 0]
+    else:
+        others = logits.clone()
+        others[:, index] = -math.inf
+        values = logits[:, index] - others.logsumexp(dim=-1)
+    for i, value in zip(keep, values.tolist()):
+        out[i] = value
+    return out

@@ -31,14 +31,16 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def normalize_scores(raw: list[float], how: str) -> list[float]:
-    """sigmoid: into (0, 1); none: as is; zscore: minus the mean, over the std, of this call (all 0 if constant)."""
+def normalize_scores(raw: list[float | None], how: str) -> list[float | None]:
+    """sigmoid: into (0, 1); none: as is; zscore: minus the mean, over the std, of this call's scores (all 0 if
+    constant). None (a text the model could not score) stays None and takes no part in the mean and std."""
     if how == "sigmoid":
-        return [_sigmoid(x) for x in raw]
-    if how == "zscore" and raw:
-        mean = sum(raw) / len(raw)
-        std = math.sqrt(sum((x - mean) ** 2 for x in raw) / len(raw))
-        return [(x - mean) / std if std > 1e-12 else 0.0 for x in raw]
+        return [None if x is None else _sigmoid(x) for x in raw]
+    scored = [x for x in raw if x is not None]
+    if how == "zscore" and scored:
+        mean = sum(scored) / len(scored)
+        std = math.sqrt(sum((x - mean) ** 2 for x in scored) / len(scored))
+        return [None if x is None else (x - mean) / std if std > 1e-12 else 0.0 for x in raw]
     return list(raw)
 
 
@@ -78,7 +80,8 @@ def helpfulness(
     ``label``), then ``normalize``. With ``judge`` ({base_url, model, api_key_env, rubric, ...}, see
     ``rewards.judge``): the judge's 0-10 grade / 10. Give exactly one of model and judge.
     Range: model + sigmoid (0.0, 1.0); model + none any real; model + zscore mean 0 and std 1 over the call's
-    completions (all 0.0 when they score the same); judge [0.0, 1.0], or None where the request failed.
+    completions (all 0.0 when they score the same); judge [0.0, 1.0], or None where the request failed; model:
+    None for a completion the model cannot score (see ``rewards.models.score``), never an exception.
     """
     if (model is None) == (judge is None):
         raise ValueError("helpfulness: give exactly one of model= (a reward model) and judge= (an LLM judge)")
@@ -113,7 +116,8 @@ def harmlessness(
     whole response). Without: 1.0 when none of ``patterns`` (case-insensitive regexes, searched anywhere in the
     response) matches, else 0.0; ``patterns=None`` uses DEFAULT_HARM_PATTERNS, a crude net for a few plainly
     dangerous requests fulfilled (refusals that quote them match too).
-    Range: model (0.0, 1.0); rules {0.0, 1.0}; never None.
+    Range: model (0.0, 1.0), or None for a completion the model cannot score (see ``rewards.models.score``);
+    rules {0.0, 1.0}, never None. Never an exception for a completion.
     """
     _check_scorer_params("harmlessness", batch_size, max_length, device)
     patterns = DEFAULT_HARM_PATTERNS if patterns is None else patterns

@@ -7,6 +7,7 @@ an exception, and runs in time linear in the length of the text.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -18,10 +19,20 @@ _SIGN = r"(?:(?<![\w)\]}])-\s?)?"
 NUMBER = _SIGN + _UNSIGNED
 _UNSIGNED_RE = re.compile(_UNSIGNED)  # no leading lookbehind, so the regex engine can skip to candidate characters
 _SIGN_BEFORE_RE = re.compile(_SIGN + r"$")
-# "3, 4, 5" / "3 or 4" / "x = 2 or x = 3": the number before the last one is joined to it as another candidate.
+# "3, 4, 5" / "3 or 4" / "3, or maybe 4" / "x = 2 or x = 3": the number before the last one is joined to it as
+# another candidate.
+_MAYBE = r"(?:(?:maybe|perhaps|possibly|probably)\b\s*)?"
 _CANDIDATE_TAIL_RE = re.compile(
-    NUMBER + r"\s*\$?\s*(?:[,;]\s*(?:(?:or|and)\b\s*)?|(?:or|and)\b\s*)\$?\s*(?:[a-zA-Z]\s*=\s*)?$"
+    NUMBER + r"\s*\$?\s*(?:[,;]\s*(?:(?:or|and)\b\s*)?|(?:or|and)\b\s*)" + _MAYBE + r"\$?\s*(?:[a-zA-Z]\s*=\s*)?$"
 )
+# A hedge around the final box: "\boxed{7} or 8", "\boxed{7}, or maybe 8", "either 7 or \boxed{8}".
+_HEDGE_WORD_RE = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE)
+_HEDGE_BEFORE_RE = re.compile("(" + NUMBER + r")\s*\$?\s*,?\s*or\b\s*" + _MAYBE + r"(?:\$|\\\(|\\\[)?\s*$")
+_BOX_OPENER_END_RE = re.compile(r"\\(?:boxed|fbox)\s*\{$")
+_DECIMAL_RE = re.compile(r"-?\d{1,40}(?:\.\d{1,40})?")
+_HEDGE_SPAN = 60  # characters after a hedge word in which another number makes it a second candidate
+_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}\s+[A-Za-z]{2,}")
+_NORMALIZE_RE = re.compile(r"\\[,!;: ]|\s+|\\?\$|\\left|\\right|(?<=\d),(?=\d{3}\b)|\.$")
 _BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
 _LOOKBEHIND_CHARS = 200
 
@@ -97,16 +108,11 @@ def answer_part(text: str) -> str:
     return answer
 
 
-def boxed_contents(text: str) -> list[str]:
-    """The contents of every outermost closed ``\\boxed{...}`` / ``\\fbox{...}``, in order, stripped.
-
-    Nested braces are matched (one left-to-right pass with a stack; ``\\{`` and ``\\}`` are not grouping braces).
-    A box that is never closed is ignored, and so is a box inside another closed box; a closed box inside an
-    unclosed one counts.
-    """
+def _box_spans(text: str) -> tuple[list[tuple[int, int]], list[int]]:
+    """(content spans of the closed boxes, in closing order; content starts of the boxes never closed)."""
     first = min((i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0), default=-1)
     if first < 0:
-        return []
+        return [], []
     spans: list[tuple[int, int]] = []  # (content start, content end) of closed boxes, in closing order
     stack: list[int] = []  # content start of each open group, -1 for a plain brace
     for m in _BOX_TOKEN_RE.finditer(text, first):
@@ -118,12 +124,30 @@ def boxed_contents(text: str) -> list[str]:
             stack.append(-1)
         elif len(token) > 2:  # \boxed{ or \fbox{ (escaped braces are two characters and are skipped)
             stack.append(m.end())
+    return spans, [start for start in stack if start >= 0]
+
+
+def boxed_contents(text: str) -> list[str]:
+    """The contents of every outermost closed ``\\boxed{...}`` / ``\\fbox{...}``, in order, stripped.
+
+    Nested braces are matched (one left-to-right pass with a stack; ``\\{`` and ``\\}`` are not grouping braces).
+    A box that is never closed is ignored, and so is a box inside another closed box; a closed box inside an
+    unclosed one counts.
+    """
+    spans, _ = _box_spans(text)
     found, covered_to = [], -1
     for start, end in sorted(spans):
         if start > covered_to:
             found.append(text[start:end].strip())
             covered_to = end
     return found
+
+
+def final_box_unclosed(text: str) -> bool:
+    """Whether a box opened after the last closed box (or with none closed) is never closed: the text was cut off
+    while writing its final answer (``... \\boxed{8000``), so it has none."""
+    spans, unclosed = _box_spans(text)
+    return bool(unclosed) and max(unclosed) > max((end for _, end in spans), default=-1)
 
 
 def last_answer_tag(text: str) -> str | None:
@@ -137,6 +161,19 @@ def last_answer_tag(text: str) -> str | None:
         return None
     start = text.rfind("<answer>", 0, close)
     return None if start < 0 else text[start + len("<answer>") : close].strip()
+
+
+def answer_tags(text: str) -> list[str]:
+    """The stripped contents of every closed ``<answer>...</answer>``, in order (one left-to-right pass)."""
+    found, position = [], 0
+    while (start := text.find("<answer>", position)) >= 0:
+        end = text.find("</answer>", start)
+        if end < 0:
+            break
+        inner = text.rfind("<answer>", start, end)  # "<answer> <answer>x</answer>": the innermost opening
+        found.append(text[inner + len("<answer>") : end].strip())
+        position = end + len("</answer>")
+    return found
 
 
 def remove_spans(text: str, opening: str, closing: str, replacement: str = " ") -> str:
@@ -178,26 +215,74 @@ def _last_number(text: str) -> tuple[int, str] | None:
 
 
 def extract_final_answer(answer_text: str) -> str | None:
-    """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None.
+    """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None when there is none.
 
-    In order of preference: the content of the last closed ``\\boxed{}`` (None when that box is empty); the content
-    of the last ``<answer>...</answer>``; the last number (``1,234`` comes back as ``1234``). The last number does
-    not count when the number before it is joined to it by a comma, ``or`` or ``and`` ("3, 4, 5", "3 or 4",
-    "x = 2 or x = 3"): several candidates are no answer, and the result is None.
+    In order of preference: the content of the last closed ``\\boxed{}``; the content of the last
+    ``<answer>...</answer>``; the last number (``1,234`` comes back as ``1234``). None, i.e. no answer, when:
+
+    - the text was cut off inside its final answer: a box opened after the last closed one is never closed
+      (``... \\boxed{8000``), or, without a box, an ``<answer>`` opened after the last ``</answer>``;
+    - it gives several candidates: two boxes (or answer tags) with different contents (compared after removing
+      spacing, ``$``, ``\\left``/``\\right``, thousands commas), a box hedged by another number ("\\boxed{7} or
+      8", "\\boxed{7}, or maybe 8", "either 7 or \\boxed{8}"), or a last number joined to the number before it by
+      a comma, ``or`` or ``and`` ("3, 4, 5", "3 or maybe 4", "x = 2 or x = 3");
+    - the chosen box or tag is empty.
     """
+    if final_box_unclosed(answer_text):
+        return None
     boxes = boxed_contents(answer_text)
+    tags = [tag for tag in answer_tags(answer_text) if "\\boxed" not in tag and "\\fbox" not in tag]
+    candidates = boxes + [_tag_answer(tag) for tag in tags]
+    if len({_normal(c) for c in candidates} - {""}) > 1:
+        return None
     if boxes:
-        return boxes[-1] or None
-    tag = last_answer_tag(answer_text)
-    if tag is not None:
-        return tag or None
+        return None if not boxes[-1] or _box_hedged(answer_text) else boxes[-1]
+    if answer_text.rfind("<answer>") > answer_text.rfind("</answer>"):
+        return None
+    if tags:
+        return tags[-1] or None
     last = _last_number(answer_text)
     if last is None:
         return None
     start, number = last
     if _CANDIDATE_TAIL_RE.search(answer_text[max(0, start - _LOOKBEHIND_CHARS) : start]):
         return None
+    return _clean_number(number)
+
+
+def _clean_number(number: str) -> str:
     return number.replace(",", "").replace(" ", "") if "frac" not in number else number.replace(" ", "")
+
+
+def _normal(answer: str) -> str:
+    """An answer with spacing, ``$``, ``\\left``/``\\right``, thousands commas and a final period removed."""
+    text = _NORMALIZE_RE.sub("", answer.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+    return str(Fraction(text)) if _DECIMAL_RE.fullmatch(text) else text  # "7.0" and "7" are one answer
+
+
+def _tag_answer(tag: str) -> str:
+    """What an answer tag answers: its content, or the last number in it when it is prose ("The answer is 7")."""
+    if not _PROSE_RE.search(tag):
+        return tag
+    last = _last_number(tag)
+    return _clean_number(last[1]) if last else tag
+
+
+def _box_hedged(text: str) -> bool:
+    """Whether the last closed box has a different number offered next to it (see ``extract_final_answer``)."""
+    spans, _ = _box_spans(text)
+    start, end = max(spans, key=lambda span: span[1])
+    final = _normal(text[start:end])
+    before = _BOX_OPENER_END_RE.sub("", text[max(0, start - _LOOKBEHIND_CHARS) : start])
+    hedge = _HEDGE_BEFORE_RE.search(before)
+    if hedge and _normal(_clean_number(hedge.group(1))) != final:
+        return True
+    tail = text[end + 1 : end + 1 + _LOOKBEHIND_CHARS].split("\n\n", 1)[0]  # this paragraph only
+    for word in _HEDGE_WORD_RE.finditer(tail):
+        other = _UNSIGNED_RE.search(tail, word.end(), word.end() + _HEDGE_SPAN)
+        if other and _normal(_clean_number(other.group())) != final:
+            return True
+    return False
 
 
 def column(kwargs: dict, name: str, reward: str, n: int) -> list:

@@ -39,6 +39,13 @@ logger = logging.getLogger(__name__)
 _PLAIN_NUMBER_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _SPACING_RE = re.compile(r"\\[,!;: ]|\s+")
+# What a numeric answer may carry around its number without changing it: a currency sign, a percent sign, a degree
+# mark, and unit words, bare or in \text{} ("\\$13", "18 dollars", "18\\text{ dollars}", "25\\%", "90^\\circ").
+_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
+_MARKS_RE = re.compile(r"\\\$|\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree|\\textdollar|\\euro|€|£")
+_UNIT_WORDS_RE = re.compile(r"(?<=[\d.}])\s+[A-Za-z][A-Za-z.]*(?:\s+[A-Za-z][A-Za-z.]*){0,3}\s*\.?$")
+_HEDGE_WORDS = frozenset({"or", "and", "to", "maybe", "perhaps", "possibly", "plus", "minus", "times", "over", "not",
+                          "pi", "i", "e", "x", "y", "z", "n", "k", "sqrt", "frac"})
 _MAX_PLAIN_CHARS = 60
 MAX_ANSWER_CHARS = 1000
 MAX_NESTING = 16
@@ -86,7 +93,43 @@ def plain_number(text: str) -> tuple[Fraction, bool] | None:
     return Fraction(text), "." in text
 
 
-def _numbers_equal(gold: tuple[Fraction, bool], answer: tuple[Fraction, bool]) -> bool:
+def strip_units(text: str) -> str:
+    """``text`` without currency and percent signs, degree marks and trailing unit words (bare or in ``\\text{}``):
+    ``\\$1,000`` -> ``1,000``, ``18\\text{ dollars}`` -> ``18``, ``5.4 cents`` -> ``5.4``, ``25\\%`` -> ``25``."""
+    return strip_unit_words(_MARKS_RE.sub("", _TEXT_WRAP_RE.sub(r" \1", text)))
+
+
+def strip_unit_words(text: str) -> str:
+    """``text`` without the words that end it after a number or a closing brace and a space (``18 dollars``,
+    ``\\frac{1}{2} cup``), unless one of them could be part of an answer (``or``, ``and``, ``to``, a lone variable
+    letter, ``pi``): ``7 or 8``, ``2 x`` and ``3xy`` are kept as they are."""
+    text = text.strip()
+    words = _UNIT_WORDS_RE.search(text) if len(text) <= MAX_ANSWER_CHARS else None
+    if words and not {w.lower().strip(".") for w in words.group().split()} & _HEDGE_WORDS:
+        text = text[: words.start()]
+    return text.strip()
+
+
+def numeric_value(text: str) -> tuple[Fraction, bool, bool] | None:
+    """(value, has a decimal point, was a percentage) of a numeric answer, units and signs stripped
+    (``strip_units``), or None when what is left is not a plain number (``plain_number``)."""
+    value = plain_number(text)
+    if value is None:
+        value = plain_number(strip_units(text)) if len(text) <= 4 * _MAX_PLAIN_CHARS else None
+    return None if value is None else (*value, "%" in text)
+
+
+def _numbers_equal(gold: tuple, answer: tuple) -> bool:
+    """Equal as math_verify compares numbers; a percentage on one side only also matches its fraction (25% = 0.25)."""
+    if _close(gold[:2], answer[:2]):
+        return True
+    if gold[2] != answer[2]:  # "25\\%" against 0.25: compare the fraction with the percentage / 100
+        scaled = ((gold[0] / 100, True), answer[:2]) if gold[2] else (gold[:2], (answer[0] / 100, True))
+        return _close(*scaled)
+    return False
+
+
+def _close(gold: tuple[Fraction, bool], answer: tuple[Fraction, bool]) -> bool:
     if gold[1] or answer[1]:  # math_verify: a float on either side -> compare rounded to 6 places
         return round(gold[0], 6) == round(answer[0], 6)
     return gold[0] == answer[0]
@@ -110,11 +153,14 @@ def answers_equivalent(gold: str, answer: str, timeout_s: float = 2.0) -> bool |
     Both are final answers (no surrounding prose needed: "\\frac{14}{3}", "x = 5", "27.0"). A timeout, an empty
     answer, or an answer that is too long or too deeply nested is False.
     """
-    gold_number = plain_number(gold)
-    answer_number = plain_number(answer)
+    gold_number = numeric_value(gold)
+    answer_number = numeric_value(answer)
     if gold_number is not None and answer_number is not None:
         return _numbers_equal(gold_number, answer_number)
-    answer = answer.strip()
+    if gold_number is not None:  # math_verify cannot read "\\$36" or "5.4 cents" in plain text: give it the number
+        gold = strip_units(gold)
+    if gold_number is not None or _TEXT_WRAP_RE.search(gold):  # "\\frac{270}{7} degrees" for "...\\text{ degrees}"
+        answer = strip_unit_words(answer.replace("\\$", ""))  # math_verify drops units only in \\text{}
     if not answer or len(answer) > MAX_ANSWER_CHARS or nesting_depth(answer) > MAX_NESTING:
         if gold_number is not None:
             return False

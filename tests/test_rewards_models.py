@@ -197,3 +197,83 @@ def test_render_uses_the_chat_template_when_there_is_one(reward_models):
     assert render(chat, ["q?"], ["a."]) == (["<|user|>q?\n<|assistant|>a.\n"], True)
     assert render(plain, ["q?"], ["a."]) == (["q?\n\na."], False)
     assert render(chat, [None], ["a."]) == (["a."], False)  # no prompt: the bare response
+
+
+# Texts a policy can emit that a tokenizer or a model chokes on: lone surrogates (a TypeError in the tokenizer),
+# and, with no prompt, an empty answer that tokenizes to nothing (a tensor of 0 elements).
+BAD_TEXTS = ["\ud800", "ok \udfff then", "\ud83d", "", "<think>only thinking</think>", "<think>x</think>  "]
+
+
+@pytest.mark.parametrize("name", ["helpfulness", "harmlessness"])
+@pytest.mark.parametrize("kind", ["plain", "chat", "classifier"])
+def test_model_rewards_score_bad_texts_and_keep_the_rest(reward_models, name, kind):
+    spec = {"name": name, "model": reward_models[kind], "batch_size": 4, **({"label": 1} if kind == "classifier" else {})}
+    fn = build_reward(spec)
+    good = ["<think>a</think>The answer is 4.", "<think>b</think>It is 5."]
+    alone = fn(good)
+    for bad in BAD_TEXTS:
+        scores = fn([good[0], bad, good[1]])  # no prompt: the bare response is scored
+        assert len(scores) == 3
+        assert scores[0] == pytest.approx(alone[0], abs=1e-5) and scores[2] == pytest.approx(alone[1], abs=1e-5)
+        assert scores[1] is None or 0.0 < scores[1] < 1.0
+    assert fn(["", ""]) == [None, None]  # nothing to score at all: None, not an exception
+    assert fn(["\ud800"])[0] is not None  # the surrogate is replaced, the text still scored
+    with_prompt = fn(["", "\ud800"], prompts=["What is 2+2?", "Hi \udc00"])
+    assert all(s is not None and 0.0 < s < 1.0 for s in with_prompt)  # the prompt alone is something to score
+
+
+def test_zscore_ignores_texts_that_cannot_be_scored(reward_models):
+    fn = build_reward({"name": "helpfulness", "model": reward_models["plain"], "normalize": "zscore"})
+    scores = fn(["<think>a</think>4", "", "<think>b</think>five", "<think>c</think>6."])
+    assert scores[1] is None
+    rest = [s for s in scores if s is not None]
+    assert sum(rest) == pytest.approx(0.0, abs=1e-6) and sum(v * v for v in rest) / 3 == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_failing_batch_is_scored_one_by_one(reward_models, monkeypatch, caplog):
+    from rewards import models
+
+    real = models._score_batch
+
+    def flaky(network, tokenizer, texts, *args):
+        if len(texts) > 1 or "boom" in texts[0]:
+            raise RuntimeError("boom")
+        return real(network, tokenizer, texts, *args)
+
+    monkeypatch.setattr(models, "_score_batch", flaky)
+    fn = build_reward({"name": "harmlessness", "model": reward_models["plain"], "batch_size": 8})
+    with caplog.at_level(logging.WARNING, logger="rewards.models"):
+        scores = fn(["fine", "boom here", "also fine"])
+    assert scores[1] is None and all(0.0 < s < 1.0 for s in (scores[0], scores[2]))
+    assert "one by one" in caplog.text and "None" in caplog.text
+
+
+def _fuzz_text():
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(["\ud800", "\udfff", "\ud83d\ude00", "", " ", "<think>", "</think>", "\x00", "中文",
+                              "\n", "The answer is 4.", "\\boxed{", "}", "🙂", "\u202e"])
+    return st.lists(st.one_of(pieces, st.text(max_size=8)), max_size=8).map("".join)
+
+
+def test_model_rewards_never_raise_under_fuzz(reward_models):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    fns = [build_reward({"name": name, "model": reward_models[kind], "batch_size": 3})
+           for name in ("helpfulness", "harmlessness") for kind in ("plain", "chat")]
+    prompts = st.one_of(st.none(), _fuzz_text(), st.lists(_fuzz_text().map(lambda t: {"role": "user", "content": t}),
+                                                           min_size=1, max_size=2))
+
+    @settings(max_examples=40, derandomize=True, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(_fuzz_text(), prompts), min_size=1, max_size=6))
+    def check(batch):
+        completions = [c for c, _ in batch]
+        columns = {} if all(p is None for _, p in batch) else {"prompts": [p for _, p in batch]}
+        for fn in fns:
+            scores = fn(completions, **columns)
+            assert len(scores) == len(completions)
+            assert all(s is None or 0.0 < s < 1.0 for s in scores)
+
+    check()

@@ -19,6 +19,10 @@ def score(name, completion, **columns):
     [
         (T + "42", 1.0),
         ("<think>r</think>a", 1.0),
+        ("<think>r</think><answer>a</answer>", 1.0),
+        ("<think>r</think>\n<answer></answer>", 0.0),  # empty answer tags are no answer
+        ("<think>r</think>\n<answer>\n \n</answer>\n", 0.0),
+        ("<think>r</think><answer>", 0.0),
         ("  \n<think>r</think>a", 1.0),
         ([{"role": "assistant", "content": "<think>r</think>a"}], 1.0),
         ("preamble <think>r</think>a", 0.0),
@@ -132,6 +136,44 @@ GSM8K_GOLD = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nAltogether she so
         (T + "\\boxed{42}", "}{", None),  # gold that does not parse: cannot judge
         (T + "", "}{", None),
         (T + "\\boxed{42}", 42, 1.0),  # a numeric column
+        # a hedge after (or before) the box is two answers
+        (T + "\\boxed{7} or 8", "7", 0.0),
+        (T + "\\boxed{7}, or maybe 8", "7", 0.0),
+        (T + "\\boxed{7}, or maybe 8", "8", 0.0),
+        (T + "It is 7 or $\\boxed{8}$.", "8", 0.0),
+        (T + "\\boxed{7 \\text{ or } 8}", "7", 0.0),
+        (T + "\\boxed{7 or 8}", "7", 0.0),
+        (T + "<answer>8</answer> so \\boxed{7}", "7", 0.0),
+        # cut off inside the final box: no answer, not the last number
+        (T + "Adding them up, the total is \\boxed{8000", "8000", 0.0),
+        (T + "So it is \\boxed{8000} \\boxed{80", "8000", 0.0),
+        (T + "<answer>8000", "8000", 0.0),
+        # money, units, percentages, thousands separators
+        (T + "\\boxed{\\$13}", "13", 1.0),
+        (T + "\\boxed{\\$13.00}", "13", 1.0),
+        (T + "\\boxed{36}", "\\$36", 1.0),
+        (T + "\\boxed{\\$36}", "\\$36", 1.0),
+        (T + "The answer is \\$36.", "\\$36", 1.0),
+        (T + "\\boxed{\\$37}", "\\$36", 0.0),
+        (T + "\\boxed{18 dollars}", "18", 1.0),
+        (T + "\\boxed{18\\text{ dollars}}", "18", 1.0),
+        (T + "\\boxed{18 \\text{dollars per hour}}", "18", 1.0),
+        (T + "\\boxed{19 dollars}", "18", 0.0),
+        (T + "\\boxed{18.9}", "\\$18.90", 1.0),
+        (T + "\\boxed{\\$32,348}", "\\$32,\\!348", 1.0),
+        (T + "\\boxed{10,080}", "10,\\!080", 1.0),
+        (T + "\\boxed{25\\%}", "25", 1.0),
+        (T + "\\boxed{0.25}", "25\\%", 1.0),
+        (T + "\\boxed{0.25}", "25", 0.0),
+        (T + "\\boxed{90^\\circ}", "90", 1.0),
+        (T + "\\boxed{5.4}", "5.4 \\text{ cents}", 1.0),
+        (T + "\\boxed{\\frac{270}{7} degrees}", "\\frac{270}7\\text{ degrees}", 1.0),
+        (T + "\\boxed{3xy}", "3", 0.0),  # letters glued to the number are not a unit
+        (T + "\\boxed{2 x}", "2", 0.0),
+        # an inequality is not an interval (see correctness); the set written as a set is
+        (T + "\\boxed{x > 2}", "(2,\\infty)", 0.0),
+        (T + "\\boxed{x \\in (2, \\infty)}", "(2,\\infty)", 1.0),
+        (T + "\\boxed{(2, \\infty)}", "(2,\\infty)", 1.0),
     ],
 )
 def test_accuracy(completion, gold, expected):

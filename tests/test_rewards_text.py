@@ -3,7 +3,14 @@
 import pytest
 
 from rewards import completion_text, extract_final_answer, split_response
-from rewards.text import answer_part, boxed_contents, last_answer_tag, remove_spans
+from rewards.text import (
+    answer_part,
+    answer_tags,
+    boxed_contents,
+    final_box_unclosed,
+    last_answer_tag,
+    remove_spans,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,15 +85,40 @@ def test_boxed_contents(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
+    [("\\boxed{4", True), ("\\boxed{4}", False), ("\\boxed{4} \\boxed{80", True), ("\\boxed{ \\boxed{4} and", False),
+     ("\\boxed{\\frac{1}{2", True), ("no box {", False), ("\\boxed{\\{1, 2\\}", True), ("", False)],
+)
+def test_final_box_unclosed(text, expected):
+    assert final_box_unclosed(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
     [
         ("so \\boxed{42}.", "42"),
-        ("\\boxed{1} then \\boxed{2}", "2"),
+        ("\\boxed{1} then \\boxed{2}", None),  # two different answers are none
+        ("\\boxed{2} then \\boxed{ 2 }", "2"),
         ("\\boxed{\\frac{a}{\\sqrt{b}}}", "\\frac{a}{\\sqrt{b}}"),
         ("\\boxed{}", None),
         ("<answer> 17 </answer>", "17"),
-        ("<answer>1</answer> <answer>2</answer>", "2"),
-        ("<answer>1</answer> \\boxed{3}", "3"),  # boxed first
-        ("<answer>unclosed 5", "5"),
+        ("<answer>1</answer> <answer>2</answer>", None),
+        ("<answer>1</answer> \\boxed{3}", None),
+        ("<answer>3</answer> \\boxed{3}", "3"),
+        ("<answer>The answer is 3.</answer> \\boxed{3}", "3"),  # prose in the tag: its last number is its answer
+        ("<answer>\\boxed{3}</answer>", "3"),
+        ("<answer>unclosed 5", None),  # cut off inside the answer
+        ("<answer>4</answer> then <answer>unclosed 5", None),
+        ("the total is \\boxed{8000", None),  # cut off inside the final box: not the last number
+        ("\\boxed{7} and then \\boxed{8000", None),
+        ("\\boxed{ \\boxed{4} and more", "4"),  # an unclosed box around a closed one is not a cut-off answer
+        ("\\boxed{7} or 8", None),
+        ("$\\boxed{7}$, or maybe 8.", None),
+        ("\\boxed{7} (or perhaps 8)", None),
+        ("either 7 or \\boxed{8}", None),
+        ("\\boxed{7}. Or equivalently, 7.0", "7"),  # the same answer again is no hedge
+        ("\\boxed{7} apples\n\nAsk if you want more, or 2 more examples", "7"),  # another paragraph
+        ("\\boxed{7}, which is more than 3 or 4 cats", None),  # conservative: any other number after a hedge word
+        ("3 or maybe 4", None),
         ("The answer is 42.", "42"),
         ("It costs 1,234 dollars", "1234"),
         ("x = -7", "-7"),
@@ -111,6 +143,7 @@ def test_extract_final_answer(text, expected):
 
 def test_last_answer_tag_and_remove_spans():
     assert last_answer_tag("<answer>a</answer><answer>b") == "a"
+    assert answer_tags("<answer>a</answer> x <answer> <answer>b </answer><answer>c") == ["a", "b"]
     assert last_answer_tag("</answer>") is None
     assert remove_spans("a $x$ b $y", "$", "$") == "a   b $y"
     assert remove_spans("\\(1\\)\\(2\\)", "\\(", "\\)", "") == ""
