@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="run only this stage (its upstream must have finished)")
     p.add_argument("--from", dest="from_stage", help="rerun this stage and everything after it")
     p.add_argument("--force", action="append", default=[], help="rerun this stage (and what depends on it)")
+    add_rehearse_options(p)
     p.set_defaults(handler=cmd_run)
     p = sub.add_parser("plan", help="say which stages would run and why")
     p.add_argument("recipe")
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only")
     p.add_argument("--from", dest="from_stage")
     p.add_argument("--force", action="append", default=[])
+    add_rehearse_options(p)
     p.set_defaults(handler=cmd_plan)
     p = sub.add_parser("validate", help="load and check recipes without running anything")
     p.add_argument("recipes", nargs="+")
@@ -75,9 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_rehearse_options(p) -> None:
+    p.add_argument("--rehearse", action="store_true",
+                   help="the whole recipe at toy scale: real tokenizers and configs, shrunk random models, a few rows "
+                        "and steps, in <run_dir>.rehearsal; ends with a table of checks and a projected cost")
+    p.add_argument("--rehearse-size", default=None, help="LAYERSxHIDDEN of the shrunk models (default 2x64)")
+    p.add_argument("--rehearse-no-launch", action="store_true",
+                   help="run launch: stages in-process instead of on 2 CPU processes")
+
+
+def rehearsal_args(args):
+    """(size, launches) of --rehearse; a bad size is a one-line error."""
+    from pipeline.rehearsal import parse_size
+
+    if args.only or args.from_stage or args.force:
+        raise UserFacingError("--rehearse runs the whole recipe: drop --only/--from/--force")
+    try:
+        return parse_size(args.rehearse_size), not args.rehearse_no_launch
+    except ValueError as e:
+        raise UserFacingError(f"--rehearse-size: {e}") from None
+
+
 def cmd_run(args) -> int:
     from pipeline import runner
 
+    if args.rehearse:
+        from pipeline.rehearsal import rehearse
+
+        return rehearse(args.recipe, args.overrides, *rehearsal_args(args))
     recipe = load_recipe(args.recipe, args.overrides)
     try:
         runner.run(recipe, only=args.only, from_stage=args.from_stage, force=args.force)
@@ -100,6 +127,11 @@ def cmd_plan(args) -> int:
     from pipeline import runner
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.rehearse:
+        from pipeline.rehearsal import prepare
+
+        reh, recipe = prepare(args.recipe, args.overrides, *rehearsal_args(args))
+        print("\n".join(f"stand-in: {note}" for note in reh.notes))
     try:
         decisions = runner.plan(recipe, only=args.only, from_stage=args.from_stage, force=args.force)
     except runner.PlanError as e:

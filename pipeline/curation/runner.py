@@ -79,8 +79,10 @@ def validate_steps(steps) -> None:
         validate_step(normalize_step(spec), f"steps[{i}]")
 
 
-def run_steps(rows, steps: list[dict], seed: int = 0, log=None) -> tuple[list[dict], dict]:
-    """Apply `steps` in order to `rows` (a list of canonical row dicts, or a Dataset); returns (rows, funnel)."""
+def run_steps(rows, steps: list[dict], seed: int = 0, log=None,
+              keep_when_empty: bool = False) -> tuple[list[dict], dict]:
+    """Apply `steps` in order to `rows` (a list of canonical row dicts, or a Dataset); returns (rows, funnel).
+    keep_when_empty: a step that would drop every row keeps its input instead (a rehearsal's random-model samples)."""
     steps = [normalize_step(spec) for spec in steps]
     validate_steps(steps)
     rows = as_rows(rows)
@@ -92,7 +94,13 @@ def run_steps(rows, steps: list[dict], seed: int = 0, log=None) -> tuple[list[di
         if "seed" in inspect.signature(step.fn).parameters:
             params["seed"] = seed
         start, rows_in = time.perf_counter(), len(rows)
+        kept_before = rows
         rows, dropped, info = step.fn(rows, **params)
+        if not rows and kept_before and keep_when_empty:
+            rows, info = kept_before, {**info, "rehearsal_kept_rows": len(kept_before)}
+            if log is not None:
+                log.warning("rehearsal: %s dropped every row (a random model's samples); keeping its %d input rows "
+                            "so that later stages are rehearsed", name, len(kept_before))
         entry = {"step": name, "params": {k: v for k, v in spec.items() if k != "step"}, "rows_in": rows_in,
                  "rows_out": len(rows), "dropped": dropped, **info,
                  "seconds": round(time.perf_counter() - start, 3)}

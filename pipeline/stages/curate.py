@@ -63,13 +63,15 @@ class CurateStage:
 def run(cfg: CurateStage, ctx: StageContext) -> StageResult:
     from pipeline import cards
     from pipeline.curation import run_steps
+    from pipeline.rehearsal import keeps_rows
 
     data = _one_split(ctx.load_dataset(cfg.data))
     keep = [c for c in data.column_names if c not in _NOT_FOR_STEPS]
     rows = data.select_columns(keep).to_list()
     for i, row in enumerate(rows):
         row[_INDEX] = i
-    rows, funnel = run_steps(rows, _resolve_stage_benchmarks(cfg.steps, ctx), seed=ctx.seed, log=ctx.log)
+    rows, funnel = run_steps(rows, _resolve_stage_benchmarks(cfg.steps, ctx), seed=ctx.seed, log=ctx.log,
+                             keep_when_empty=keeps_rows(ctx.name))
     out = _assemble(data, rows, funnel["columns_written"])
     if len(out):
         ctx.save_dataset(out, "dataset")
