@@ -12,8 +12,8 @@ MARK = {True: "ok", False: "FAIL", None: "note"}
 
 def format_table(name: str, reports: list, notes: list[str], models: dict, price: float) -> str:
     lines = [f"# Rehearsal of {name}", "",
-             "| stage | kind | result | checks | rows (full) | tokens trained | tokens generated | FLOPs | "
-             "device-hours | USD |", "|---|---|---|---|---|---|---|---|---|---|"]
+             ("| stage | kind | result | checks | rows (full) | tokens trained | tokens generated | FLOPs | "
+             "device-hours | USD |"), "|---|---|---|---|---|---|---|---|---|---|"]
     total_hours = total_flops = 0.0
     for r in reports:
         cost = r.cost
@@ -27,11 +27,11 @@ def format_table(name: str, reports: list, notes: list[str], models: dict, price
                      f"{_e(cost and cost.flops)} | {_h(cost and cost.device_hours)} | "
                      f"{_usd(cost and cost.device_hours * price)} |")
     lines.append(f"| total | | | | | | | {_e(total_flops)} | {_h(total_hours)} | {_usd(total_hours * price)} |")
-    lines += ["", f"Projection: FLOPs = 6 x params x trained tokens + 2 x params x generated/scored tokens (real "
+    lines += ["", (f"Projection: FLOPs = 6 x params x trained tokens + 2 x params x generated/scored tokens (real "
               f"parameter counts); device-hours on an H100 (bf16 dense peak {projection.PEAK_FLOPS / 1e12:.0f} "
               f"TFLOP/s) at {projection.MFU_TRAIN:.0%} MFU for training, {projection.MFU_DECODE:.0%} for "
               f"decoding; {price:g} USD per device-hour. Rehearsal proves the pipeline runs, not speed, memory or "
-              f"numerics at full size.", ""]
+              f"numerics at full size."), ""]
     lines += ["## Models (rebuilt from their own config and tokenizer, shrunk, random weights)", ""]
     for source, info in models.items():
         lines.append(f"- {source}: {info['architecture']}, {info['params_full'] / 1e9:.2f}B parameters "

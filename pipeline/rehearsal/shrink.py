@@ -55,7 +55,7 @@ def shrunk_config(config, size: dict):
     if hasattr(config, "num_key_value_heads"):
         small.num_key_value_heads = max(1, heads // kv_ratio)
     if hasattr(config, "intermediate_size"):
-        small.intermediate_size = int(round(mlp_ratio * size["hidden"]))
+        small.intermediate_size = round(mlp_ratio * size["hidden"])
     if getattr(config, "head_dim", None):
         small.head_dim = size["hidden"] // heads
     if getattr(config, "layer_types", None):  # per-layer attention kinds (sliding / full) must match the depth
