@@ -45,10 +45,13 @@ def start(recipe) -> dict:
     return manifest
 
 
-def record(manifest: dict, recipe, stage: str, decision) -> None:
+def record(manifest: dict, recipe, stage: str, decision, hub: dict | None = None) -> None:
+    """A stage's status, and the commits its hub models and datasets resolved to (when they are in the cache)."""
     status = {"run": "done", "cached": "cached", "skip": "skipped"}[decision.action]
     manifest["stages"][stage] = {"status": status, "reason": decision.reason,
                                  "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if hub:
+        manifest["stages"][stage]["hub"] = hub
     artifacts.atomic_write_json(recipe.run_dir / "manifest.json", manifest)
 
 

@@ -35,3 +35,31 @@ def run_echo(cfg: EchoStage, ctx: StageContext) -> StageResult:
 
 if "echo" not in STAGES:
     register_stage("echo", EchoStage, help="test stage: writes its text as a dataset")(run_echo)
+
+
+@dataclass
+class WorkStage:
+    """Reports `tokens` generated tokens per step to the ledger, `steps` times, `step_s` apart; fails when asked."""
+
+    text: str = "work"
+    data: DataRef | None = None
+    steps: int = 1
+    step_s: float = 0.0
+    tokens: int = 10
+    fail: bool = False
+
+
+def run_work(cfg: WorkStage, ctx: StageContext) -> StageResult:
+    import datasets
+
+    for _ in range(cfg.steps):
+        ctx.ledger.add(params=1000, tokens_generated=cfg.tokens)
+        time.sleep(cfg.step_s)
+    if cfg.fail:
+        raise RuntimeError("work: asked to fail")
+    ctx.save_dataset(datasets.Dataset.from_list([{"text": cfg.text, "i": 0}]), "dataset")
+    return StageResult(dataset="dataset", metrics={"steps": cfg.steps})
+
+
+if "work" not in STAGES:
+    register_stage("work", WorkStage, help="test stage: reports work to the ledger step by step")(run_work)

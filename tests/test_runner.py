@@ -102,7 +102,7 @@ def test_ledger_rows_and_cost_table(recipe_path, capsys):
     attempts = ledger.read_attempts(recipe.run_dir)
     assert len(attempts) == 4 and all(a["status"] == "done" for a in attempts)
     assert attempts[0]["rows_processed"] == 3 and attempts[1]["rows_processed"] == 6
-    assert attempts[0]["price_per_device_hour"] == 2.0
+    assert attempts[0]["billed_unit"] == "CPU core" and attempts[0]["price_per_device_hour"] == 0.045  # not a GPU's
     assert main(["cost", str(recipe.run_dir)]) == 0
     out = capsys.readouterr().out
     assert "total:" in out and "headline:" in out

@@ -1,0 +1,289 @@
+"""Trust in the run dir: torn checkpoints, DONE before the success row, killed attempts keep their work, one run at
+a time, one-line disk errors, fingerprints that see code and named files (and not stop strings), --force from
+nothing, and the last complete output kept until a new one is complete."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import tests.stage_fixtures  # noqa: F401
+from pipeline import artifacts, fingerprint, ledger, runner, training
+from pipeline.recipe import load_recipe
+
+RUN_SCRIPT = """
+import sys, tests.stage_fixtures
+from pipeline.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def write(tmp_path, stages: str, name="r.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(f"name: t\nrun_dir: {tmp_path / 'run'}\nstages:\n{stages}")
+    return path
+
+
+def cli(tmp_path, *args, wait=True):
+    script = tmp_path / "go.py"
+    script.write_text(RUN_SCRIPT)
+    cmd = [sys.executable, str(script), *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    if not wait:
+        return subprocess.Popen(cmd, env=env, cwd=os.getcwd(), start_new_session=True)
+    return subprocess.run(cmd, env=env, cwd=os.getcwd(), capture_output=True, text=True, check=False)
+
+
+# ---- 1. a kill during a checkpoint save ----
+
+def _checkpoint(folder: Path, step: int, state: str | None = '{"global_step": 0}', weights=True) -> Path:
+    ckpt = folder / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    if weights:
+        (ckpt / "model.safetensors").write_bytes(b"w")
+    if state is not None:
+        (ckpt / "trainer_state.json").write_text(state)
+    return ckpt
+
+
+def test_resume_skips_a_torn_checkpoint_and_sets_it_aside(tmp_path, caplog):
+    folder = tmp_path / "checkpoints"
+    _checkpoint(folder, 4)
+    _checkpoint(folder, 8, state=None)  # killed before trainer_state.json
+    _checkpoint(folder, 12, state='{"global_st')  # killed while writing it
+    args = type("Args", (), {"output_dir": str(folder)})()
+    assert training.last_checkpoint(args) == str(folder / "checkpoint-4")
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-4"]
+    aside = sorted(p.name.split(".")[0] for p in (tmp_path / "incomplete_checkpoints").iterdir())
+    assert aside == ["checkpoint-12", "checkpoint-8"]
+    assert "is incomplete" in caplog.text
+
+
+def test_sft_resumes_past_a_checkpoint_torn_by_a_kill(tmp_path):
+    path = write(tmp_path, """
+  problems: {kind: tasks, task: arithmetic, splits: {train: 32, test: 4}, params: {digits: 1, ops: '+'}}
+  sft:
+    model: {init: tiny, layers: 1, hidden: 32}
+    data: {from: problems, split: train}
+    trainer: {max_steps: 8, save_steps: 4, per_device_train_batch_size: 8, max_length: 30, logging_steps: 2,
+              disable_tqdm: true}
+""")
+    runner.run(load_recipe(path))
+    stage = tmp_path / "run" / "sft"
+    # what a kill inside the step-8 save leaves: weights written, trainer_state.json not yet; no model, no DONE
+    (stage / "checkpoints" / "checkpoint-8" / "trainer_state.json").unlink()
+    (stage / "DONE").unlink()
+    artifacts.move_replacing(stage / "model", tmp_path / "gone")
+    result = runner.run(load_recipe(path))["sft"]
+    assert result.metrics["resumed_from"] == "checkpoint-4" and result.metrics["global_step"] == 8
+    assert [p.name.split(".")[0] for p in (stage / "incomplete_checkpoints").iterdir()] == ["checkpoint-8"]
+
+
+# ---- 2, 3. the ledger: no success row before DONE; killed attempts keep their work ----
+
+def test_a_kill_before_done_leaves_no_success_row(tmp_path, monkeypatch):
+    path = write(tmp_path, "  a: {kind: work, steps: 2}\n")
+    real = artifacts.atomic_write_json
+
+    def killed_at_done(target, obj):
+        if Path(target).name == artifacts.DONE:
+            raise KeyboardInterrupt  # stands for the kill: nothing after this line runs
+        return real(target, obj)
+
+    monkeypatch.setattr(artifacts, "atomic_write_json", killed_at_done)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(load_recipe(path))
+    statuses = [a["status"] for a in ledger.read_attempts(tmp_path / "run")]
+    assert statuses == ["interrupted"]
+
+
+def test_an_attempt_killed_after_done_is_closed_as_done(tmp_path):
+    path = write(tmp_path, "  a: {kind: work, steps: 2}\n")
+    runner.run(load_recipe(path))
+    ledger_file = tmp_path / "run" / "ledger.jsonl"
+    lines = ledger_file.read_text().splitlines()
+    ledger_file.write_text("\n".join(lines[:-1]) + "\n")  # killed between DONE and the done row
+    assert ledger.read_attempts(tmp_path / "run")[0]["status"] == "started"
+    assert runner.plan(load_recipe(path))[0].action == "cached"
+    runner.run(load_recipe(path))
+    (row,) = ledger.read_attempts(tmp_path / "run")
+    assert row["status"] == "done" and row["tokens_generated"] == 20
+
+
+def test_the_started_row_is_written_before_devices_are_detected(tmp_path, monkeypatch):
+    def torch_import_killed():
+        raise RuntimeError("killed while importing torch")
+
+    monkeypatch.setattr(ledger, "detect_devices", torch_import_killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        ledger.new_attempt(tmp_path, "a", "work", 2.0, tmp_path / "a").begin()
+    assert [a["status"] for a in ledger.read_attempts(tmp_path)] == ["started"]
+
+
+def test_a_killed_attempt_keeps_the_work_it_reported(tmp_path):
+    path = write(tmp_path, "  a: {kind: work, steps: 400, step_s: 0.05, tokens: 10}\n")
+    proc = cli(tmp_path, "run", path, wait=False)
+    progress = tmp_path / "run" / ".ledger" / "a.1.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and (artifacts.read_json(progress, {}) or {}).get("tokens_generated", 0) < 100:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reported = artifacts.read_json(progress)["tokens_generated"]
+    done = cli(tmp_path, "run", path, "stages.a.steps=1")
+    assert done.returncode == 0, done.stderr
+    killed, finished = ledger.read_attempts(tmp_path / "run")
+    assert killed["status"] == "killed" and finished["status"] == "done"
+    assert killed["tokens_generated"] >= reported >= 100 and killed["wall_s"] > 0.5 and killed["flops"] > 0
+    assert not progress.exists()
+
+
+# ---- 4. one run at a time ----
+
+def test_a_second_run_on_a_busy_run_dir_exits_2_naming_the_holder(tmp_path):
+    path = write(tmp_path, "  a: {kind: echo}\n")
+    (tmp_path / "run").mkdir()
+    with artifacts.run_lock(tmp_path / "run"):
+        second = cli(tmp_path, "run", path)
+        plan = cli(tmp_path, "plan", path)
+    assert second.returncode == 2
+    (line,) = [x for x in second.stderr.splitlines() if x.startswith("error:")]
+    assert f"PID {os.getpid()}" in line and "in use by another reasonforge run" in line
+    assert "Traceback" not in second.stderr
+    assert plan.returncode == 0 and "will run" in plan.stdout  # plan needs no lock
+    assert cli(tmp_path, "run", path).returncode == 0  # released with its holder
+
+
+# ---- 5. disk full, read-only run dir; plan writes nothing ----
+
+def test_disk_full_is_one_line_with_path_errno_and_fix(tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    path = write(tmp_path, "  a: {kind: work, steps: 1}\n")
+    real = artifacts.atomic_write_text
+
+    def full(target, text):
+        if Path(target).name == "metrics.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        return real(target, text)
+
+    monkeypatch.setattr(artifacts, "atomic_write_text", full)
+    assert main(["run", str(path)]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert len(err) == 1 and "metrics.json" in err[0] and "ENOSPC" in err[0] and "free some space" in err[0]
+
+
+def test_plan_writes_nothing(tmp_path):
+    path = write(tmp_path, "  a: {kind: echo}\n")
+    runner.run(load_recipe(path))
+    (tmp_path / "run" / ".hash_cache.json").unlink()
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
+    runner.plan(load_recipe(path))
+    assert not (tmp_path / "run" / ".hash_cache.json").exists()
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+# ---- 6. fingerprints ----
+
+def test_code_hash_follows_imports_not_the_whole_package():
+    grpo = fingerprint.code_hashes("pipeline.stages.grpo")
+    sft = fingerprint.code_hashes("pipeline.stages.sft")
+    assert "rewards/accuracy.py" in grpo and "pipeline/training.py" in grpo and "pipeline/stages/grpo.py" in grpo
+    assert not any(f.startswith("rewards/") for f in sft) and "pipeline/stages/grpo.py" not in sft
+    assert not any(f.endswith(".md") for f in grpo)
+
+
+def test_a_code_change_reruns_the_stage_and_names_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "  a: {kind: echo}\n  b: {kind: work, data: {from: a}}\n")
+    runner.run(load_recipe(path))
+    real = fingerprint.code_hashes
+
+    def edited(module):
+        hashes = dict(real(module))
+        if "tests/stage_fixtures.py" in hashes and module == "tests.stage_fixtures":
+            hashes["pipeline/context.py"] = "0" * 16
+        return hashes
+
+    monkeypatch.setattr(fingerprint, "code_hashes", edited)
+    decisions = runner.plan(load_recipe(path))
+    assert [(d.action, d.reason) for d in decisions] == [("run", "code changed (pipeline/context.py)"),
+                                                         ("run", "upstream will rerun (a)")]
+
+
+def test_only_path_fields_are_hashed_not_stop_strings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text('{"text": "x", "i": 0}\n')
+    plain = {"stop": [".", "/"], "text": "in.jsonl", "data": {"path": "in.jsonl"}, "extra": {"prompt_file": "."}}
+    assert fingerprint.local_paths(plain) == [".", "in.jsonl"]
+    assert fingerprint.local_paths({"stop": ".", "extra": {"sep": "/", "note": "in.jsonl"}}) == []
+
+
+def test_released_cards_and_named_benchmarks_are_inputs(tmp_path):
+    from pipeline.data import benchmarks, released
+
+    card = next(iter(released.card_names()))
+    found = fingerprint.reference_inputs({"data": {"released": card}, "benchmarks": [{"benchmark": "gsm8k"}],
+                                          "steps": [{"step": "decontaminate"}]})
+    assert found[fingerprint._relative(released.card_paths()[card])]
+    assert str(benchmarks.benchmark_file("gsm8k")) in found.values()
+    assert str(benchmarks.benchmark_file("math500")) in found.values()  # decontaminate's default benchmarks
+
+
+def test_hub_revisions_are_recorded_in_config_and_manifest(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    (cache / "models--org--tiny" / "refs").mkdir(parents=True)
+    (cache / "models--org--tiny" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    path = write(tmp_path, "  a: {kind: echo, extra: {model: org/tiny, stop: '.'}}\n")
+    runner.run(load_recipe(path))
+    config = json.loads((tmp_path / "run" / "a" / "config.json").read_text())
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert config["hub"] == {"org/tiny": "abc123"} and config["inputs"] == {}
+    assert manifest["stages"]["a"]["hub"] == {"org/tiny": "abc123"}
+
+
+# ---- 7. --force from nothing; the last complete output survives a failed rerun ----
+
+def test_force_starts_from_nothing(tmp_path):
+    path = write(tmp_path, "  a: {kind: echo}\n")
+    runner.run(load_recipe(path))
+    leftover = tmp_path / "run" / "a" / "graded.jsonl"  # work a resumed attempt would reuse
+    leftover.write_text("{}\n")
+    runner.run(load_recipe(path), force=["a"])
+    assert not leftover.exists() and (tmp_path / "run" / "a" / "DONE").exists()
+
+
+def test_a_failed_rerun_keeps_the_last_complete_output(tmp_path):
+    path = write(tmp_path, "  a: {kind: echo}\n  b: {kind: work, data: {from: a}}\n  c: {kind: echo, data: {from: b}}\n")
+    runner.run(load_recipe(path))
+    done = json.loads((tmp_path / "run" / "b" / "DONE").read_text())
+    with pytest.raises(RuntimeError, match="asked to fail"):
+        runner.run(load_recipe(path, ["stages.b.fail=true"]))
+    assert json.loads((tmp_path / "run" / "b" / "DONE").read_text())["output_id"] == done["output_id"]
+    assert (tmp_path / "run" / "b" / "dataset").is_dir()
+    assert [d.action for d in runner.plan(load_recipe(path))] == ["cached", "cached", "cached"]
+
+
+def test_a_rerun_killed_midway_gives_the_old_output_back_and_resumes_later(tmp_path):
+    path = write(tmp_path, "  a: {kind: echo}\n  b: {kind: work, steps: 2}\n")
+    runner.run(load_recipe(path))
+    old_id = json.loads((tmp_path / "run" / "b" / "DONE").read_text())["output_id"]
+    changed = load_recipe(path, ["stages.b.steps=3"])
+    spec = changed.stage("b")
+    ident = runner.stage_identity(changed, spec, fingerprint.ContentHasher())
+    runner.prepare_stage_dir(changed.run_dir, "b", ident)  # the rerun began ...
+    (tmp_path / "run" / "b" / "partial.txt").write_text("work")  # ... did some work, and was killed
+    assert not (tmp_path / "run" / "b" / "DONE").exists()
+    runner.run(load_recipe(path))  # the old config: the old output is back and cached
+    assert json.loads((tmp_path / "run" / "b" / "DONE").read_text())["output_id"] == old_id
+    runner.run(changed)  # the new config again: resumes from the kept partial work
+    assert (tmp_path / "run" / "b" / "partial.txt").exists()
+    assert not (tmp_path / "run" / ".previous" / "b").exists()
