@@ -2,7 +2,9 @@
 
 An attempt appends a `started` row when it begins and a final row when it ends. A process killed with -9 never
 writes the final row; the runner closes such an attempt on its next start, estimating its wall time from the
-newest file the stage wrote. FLOPs follow the usual estimate: 6·params·tokens trained, 2·params·tokens inferred.
+newest file the stage wrote. FLOPs and prices are pipeline/compute.py's: 6N + attention per trained token,
+2N + attention per forward token (generation, reference, old-policy and teacher passes); a GPU is priced per
+GPU-hour, a CPU per core-hour.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-DEFAULT_PRICE_PER_DEVICE_HOUR = 2.0  # USD per GPU-hour: the rental rate behind DeepSeek's headline figure
+from pipeline import compute
+
+DEFAULT_PRICE_PER_DEVICE_HOUR = compute.DEFAULT_PRICE_PER_GPU_HOUR  # the GPU price; CPUs: per core-hour
 TRAINING_KINDS = ("sft", "grpo", "distill", "reward_model")
-COUNTERS = ("tokens_trained", "tokens_generated", "tokens_prompt", "rows_processed")
+COUNTERS = ("tokens_trained", "tokens_generated", "tokens_prompt", "tokens_forward", "tokens_teacher",
+            "rows_processed")
 
 
 def _now_iso() -> str:
@@ -24,7 +29,8 @@ def _now_iso() -> str:
 
 
 def detect_devices() -> tuple[str, int]:
-    """(kind, count) of the accelerators this process may use; ('cpu', 1) without one."""
+    """(kind, count) of the accelerators this process may use; without one ('cpu', the cores it may run on: what
+    a rented machine bills, whether or not torch keeps them all busy)."""
     try:
         import torch
 
@@ -32,7 +38,7 @@ def detect_devices() -> tuple[str, int]:
             return torch.cuda.get_device_name(0), torch.cuda.device_count()
     except ImportError:
         pass
-    return "cpu", 1
+    return "cpu", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -48,28 +54,44 @@ class Attempt:
     processes: int = 1
     params: int = 0
     counters: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    prices: compute.Prices | None = None  # None: price_per_device_hour for any device (rows written before)
+    model: compute.ModelShape | None = None  # the model the work ran on (params alone: no attention term)
+    teacher: compute.ModelShape | None = None  # logit distillation's teacher (tokens_teacher run through it)
+    flops: float = 0.0
 
-    def add(self, params: int | None = None, **counters: float) -> None:
-        """Stages report work as it happens: ctx.ledger.add(tokens_trained=..., params=...)."""
-        if params:
+    def add(self, params: int | None = None, *, model: compute.ModelShape | None = None,
+            teacher: compute.ModelShape | None = None, context: float = 0.0, sequences: int = 0,
+            **counters: float) -> None:
+        """Stages report work as it happens: ctx.ledger.add(tokens_trained=..., model=compute.shape_of(model),
+        context=...), or params=N for a model known only by its size. `context` and `sequences` describe this call's
+        tokens for the attention term (compute.work_flops)."""
+        if model is not None:
+            self.model, self.params = model, model.params
+        elif params:
             self.params = int(params)
+            if self.model is None or self.model.params != self.params:
+                self.model = compute.ModelShape(self.params)
+        self.teacher = teacher or self.teacher
         for key, value in counters.items():
             self.counters[key] = self.counters.get(key, 0) + (value or 0)
+        work = {k: counters.get(k) or 0 for k in ("tokens_trained", "tokens_generated", "tokens_prompt",
+                                                  "tokens_forward", "tokens_teacher")}
+        self.flops += compute.work_flops(self.model or compute.ModelShape(self.params), context=context,
+                                         sequences=sequences, teacher=self.teacher, **work)
 
     def row(self, status: str, wall_s: float | None = None) -> dict:
         wall = time.time() - self.start if wall_s is None else wall_s
         # Under accelerate each process drives one device (a GPU, or a CPU worker): count them all.
         devices = max(self.device_count, self.processes) if self.processes > 1 else self.device_count
-        device_hours = wall * devices / 3600
-        flops = 6 * self.params * self.counters.get("tokens_trained", 0) + 2 * self.params * (
-            self.counters.get("tokens_generated", 0) + self.counters.get("tokens_prompt", 0))
+        device_hours = wall * devices / 3600  # GPU-hours, or CPU core-hours
+        unit, price = self.prices.unit(self.device_kind) if self.prices else ("device", self.price_per_device_hour)
         return {
             "stage": self.stage, "kind": self.kind, "attempt": self.attempt, "status": status,
             "start": datetime.fromtimestamp(self.start, timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(wall, 3), "device_kind": self.device_kind, "device_count": devices,
-            "processes": self.processes, "params": self.params, **self.counters, "flops": float(flops),
-            "device_hours": device_hours, "price_per_device_hour": self.price_per_device_hour,
-            "cost_usd": device_hours * self.price_per_device_hour,
+            "processes": self.processes, "params": self.params, **self.counters, "flops": float(self.flops),
+            "device_hours": device_hours, "billed_unit": unit, "price_per_device_hour": price,
+            "cost_usd": device_hours * price,
         }
 
     def begin(self) -> Attempt:
@@ -107,16 +129,19 @@ def read_attempts(run_dir: str | Path) -> list[dict]:
     return list(attempts.values())
 
 
-def new_attempt(run_dir: Path, stage: str, kind: str, price: float, stage_dir: Path, writer: bool = True) -> Attempt:
-    """Close any attempt of this stage a kill left open (only the writing process does), then start the next."""
+def new_attempt(run_dir: Path, stage: str, kind: str, price: float | compute.Prices, stage_dir: Path,
+                writer: bool = True) -> Attempt:
+    """Close any attempt of this stage a kill left open (only the writing process does), then start the next.
+    `price`: compute.Prices, or a number (the GPU price; CPUs keep the default per core-hour)."""
+    prices = price if isinstance(price, compute.Prices) else compute.Prices(gpu_hour=float(price))
     previous = [a for a in read_attempts(run_dir) if a["stage"] == stage]
     for row in previous:
         if writer and row["status"] in ("started", "running"):
             _close_killed(run_dir, row, stage_dir)
     number = max((a["attempt"] for a in previous), default=0) + 1
     kind_name, count = detect_devices()
-    return Attempt(Path(run_dir) / "ledger.jsonl", stage, kind, number, price, device_kind=kind_name,
-                   device_count=count)
+    return Attempt(Path(run_dir) / "ledger.jsonl", stage, kind, number, prices.gpu_hour, device_kind=kind_name,
+                   device_count=count, prices=prices)
 
 
 def _close_killed(run_dir: Path, row: dict, stage_dir: Path) -> None:
@@ -169,4 +194,8 @@ def format_cost_table(run_dir: str | Path, stage_order: list[str] | None = None)
     ratio = f" ({t['cost_usd'] / h['cost_usd']:.1f}x the headline)" if h and h["cost_usd"] else ""
     lines.append(f"total:    {summary['attempts']} attempts: {t['wall_s']:.1f} s, {t['device_hours']:.4f} device-h, "
                  f"{t['flops'] / 1e15:.4f} PFLOPs, {t['cost_usd']:.4f} USD{ratio}")
+    priced = {(a.get("billed_unit", "device"), a.get("device_kind"), a.get("price_per_device_hour"))
+              for a in read_attempts(run_dir)}
+    lines += [f"priced:   {price} USD per {unit}-hour ({kind}); dev-h counts {unit}-hours"
+              for unit, kind, price in sorted(priced, key=str)]
     return "\n".join(lines)

@@ -21,11 +21,13 @@ from typing import Any
 
 import yaml
 
+from pipeline.compute import DEFAULT_PRICE_PER_CPU_CORE_HOUR, Prices
 from pipeline.ledger import DEFAULT_PRICE_PER_DEVICE_HOUR
 from pipeline.refs import DataRef, ModelRef, parse_data_ref, parse_model_ref, stages_referenced
 from pipeline.registry import STAGES
 
-TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "description", "torch_threads"}
+TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "price_per_gpu_hour",
+                  "price_per_cpu_core_hour", "description", "torch_threads"}
 COMMON_STAGE_KEYS = {"kind", "launch"}
 
 
@@ -54,8 +56,13 @@ class Recipe:
     stages: list[StageSpec]
     path: str
     raw: dict
-    price_per_device_hour: float = DEFAULT_PRICE_PER_DEVICE_HOUR
+    price_per_device_hour: float = DEFAULT_PRICE_PER_DEVICE_HOUR  # USD per GPU-hour (key price_per_gpu_hour)
     torch_threads: int | None = None  # tiny models on a few CPU cores run fastest on one thread
+    price_per_cpu_core_hour: float = DEFAULT_PRICE_PER_CPU_CORE_HOUR
+
+    @property
+    def prices(self) -> Prices:
+        return Prices(gpu_hour=self.price_per_device_hour, cpu_core_hour=self.price_per_cpu_core_hour)
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -107,8 +114,7 @@ def build_recipe(raw: dict, path: str) -> Recipe:
             raise RecipeError(path, key, "missing required field", f"add {key}: to the recipe")
     name = coerce(raw["name"], str, path, "name")
     seed = coerce(raw.get("seed", 0), int, path, "seed")
-    price = coerce(raw.get("price_per_device_hour", DEFAULT_PRICE_PER_DEVICE_HOUR), float, path,
-                   "price_per_device_hour")
+    price, cpu_price = _prices(raw, path)
     if not isinstance(raw["stages"], dict) or not raw["stages"]:
         raise RecipeError(path, "stages", "must be a non-empty mapping of stage name -> config",
                           "write stages: {problems: {kind: tasks, ...}}")
@@ -117,7 +123,22 @@ def build_recipe(raw: dict, path: str) -> Recipe:
         stages.append(build_stage(str(stage_name), body, [s.name for s in stages], path))
     run_dir = Path(raw.get("run_dir") or f"runs/{name}")
     threads = coerce(raw.get("torch_threads"), int | None, path, "torch_threads")
-    return Recipe(name, seed, run_dir, stages, path, raw, price, threads)
+    return Recipe(name, seed, run_dir, stages, path, raw, price, threads, cpu_price)
+
+
+def _prices(raw: dict, path: str) -> tuple[float, float]:
+    """(USD per GPU-hour, USD per CPU core-hour); price_per_device_hour is the older name of the GPU price."""
+    if "price_per_gpu_hour" in raw and "price_per_device_hour" in raw:
+        raise RecipeError(path, "price_per_device_hour", "is the older name of price_per_gpu_hour; both are set",
+                          "keep only price_per_gpu_hour")
+    key = "price_per_gpu_hour" if "price_per_gpu_hour" in raw else "price_per_device_hour"
+    gpu = coerce(raw.get(key, DEFAULT_PRICE_PER_DEVICE_HOUR), float, path, key)
+    cpu = coerce(raw.get("price_per_cpu_core_hour", DEFAULT_PRICE_PER_CPU_CORE_HOUR), float, path,
+                 "price_per_cpu_core_hour")
+    for name, value in ((key, gpu), ("price_per_cpu_core_hour", cpu)):
+        if value < 0:
+            raise RecipeError(path, name, f"must be >= 0, got {value}", f"set {name}: a price in USD per hour")
+    return gpu, cpu
 
 
 def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:

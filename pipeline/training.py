@@ -95,22 +95,60 @@ def plot_series(series: dict[str, list], path: Path, title: str) -> None:
     tmp.replace(path)
 
 
-def ledger_callback(attempt, params: int):
-    """A transformers callback that feeds the ledger with the tokens the trainer has seen."""
+def ledger_callback(attempt, params: int, teacher=None):
+    """A transformers callback that feeds the ledger with the tokens the trainer has seen, the model's shape and the
+    token-weighted mean length of the training sequences (the attention term of compute.py; measured by a forward
+    pre-hook on the training model); with `teacher` (logit distillation), one teacher forward per trained token."""
     from transformers import TrainerCallback
+
+    from pipeline import compute
+
+    teacher_shape = compute.shape_of(teacher) if teacher is not None else None
 
     class LedgerCallback(TrainerCallback):
         def __init__(self):
-            self.reported = 0
+            self.reported, self.shape, self.lengths = 0, None, [0, 0]  # lengths: sum(T), sum(T^2) since last log
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if model is not None:
+                self.shape = compute.shape_of(model)
+                model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+        def _count(self, module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is None or not module.training:
+                return
+            lengths = sequence_lengths(ids, kwargs.get("attention_mask"), kwargs.get("position_ids")).double()
+            self.lengths[0] += float(lengths.sum())
+            self.lengths[1] += float((lengths ** 2).sum())
 
         def on_log(self, args, state, control, **kwargs):
             seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
             if seen > self.reported:
-                attempt.add(params=params, tokens_trained=seen - self.reported)
-                self.reported = seen
+                context = self.lengths[1] / self.lengths[0] if self.lengths[0] else 0.0
+                extra = {"teacher": teacher_shape, "tokens_teacher": seen - self.reported} if teacher_shape else {}
+                attempt.add(params=params, model=self.shape, context=context, tokens_trained=seen - self.reported,
+                            **extra)
+                self.reported, self.lengths = seen, [0, 0]
 
     attempt.add(params=params)
     return LedgerCallback()
+
+
+def sequence_lengths(ids, mask=None, positions=None):
+    """The length of every sequence in a training batch: from the attention mask (padded rows), from where the
+    position ids restart at 0 (padding-free packed rows, whose sequences do not attend to each other), else whole
+    rows."""
+    import torch
+
+    if mask is not None and mask.dim() == 2:
+        return mask.sum(-1)
+    if positions is not None:
+        flat = positions.reshape(-1)
+        starts = torch.nonzero(flat == 0).flatten()
+        if len(starts) and starts[0] == 0:
+            return torch.diff(torch.cat([starts, starts.new_tensor([flat.numel()])]))
+    return ids.new_full(ids.shape[:1], ids.shape[-1])
 
 
 def final_metrics(log_history: list[dict]) -> dict:

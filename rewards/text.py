@@ -27,14 +27,25 @@ _CANDIDATE_TAIL_RE = re.compile(
 )
 # A hedge around the final box: "\boxed{7} or 8", "\boxed{7}, or maybe 8", "either 7 or \boxed{8}".
 _HEDGE_WORD_RE = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE)
-_HEDGE_BEFORE_RE = re.compile("(" + NUMBER + r")\s*\$?\s*,?\s*or\b\s*" + _MAYBE + r"(?:\$|\\\(|\\\[)?\s*$")
+# Another candidate next to the box: a number, a $...$ or \(...\) span, or a \text{} answer.
+_OTHER = NUMBER + r"|\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)|\\text\{[^{}\n]{1,80}\}"
+_OTHER_RE = re.compile(_OTHER)
+_HEDGE_BEFORE_RE = re.compile("(" + _OTHER + r")\s*,?\s*or\b\s*" + _MAYBE + r"(?:\$|\\\(|\\\[)?\s*$")
 _BOX_OPENER_END_RE = re.compile(r"\\(?:boxed|fbox)\s*\{$")
+_TEXT_RE = re.compile(r"\\text\s*\{([^{}]*)\}")
 _DECIMAL_RE = re.compile(r"-?\d{1,40}(?:\.\d{1,40})?")
 _HEDGE_SPAN = 60  # characters after a hedge word in which another number makes it a second candidate
 _PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}\s+[A-Za-z]{2,}")
 _NORMALIZE_RE = re.compile(r"\\[,!;: ]|\s+|\\?\$|\\left|\\right|(?<=\d),(?=\d{3}\b)|\.$")
 _BOX_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
 _LOOKBEHIND_CHARS = 200
+# "The final answer is $\left( 3, \frac{\pi}{2} \right)$.": a math span announced as the answer, no digit after it.
+_ANNOUNCED_RE = re.compile(
+    r"\banswer\b[^$\n]{0,12}?(?:\bis\b|:|=)\s*(?:\*\*)?\s*(\$\$?|\\\(|\\\[)"
+    r"((?:\\\$|[^$]){1,300}?)(\$\$?|\\\)|\\\])",
+    re.IGNORECASE,
+)
+_ANNOUNCED_WINDOW = 2000
 
 
 def completion_text(completion) -> str:
@@ -233,14 +244,19 @@ def extract_final_answer(answer_text: str) -> str | None:
     boxes = boxed_contents(answer_text)
     tags = [tag for tag in answer_tags(answer_text) if "\\boxed" not in tag and "\\fbox" not in tag]
     candidates = boxes + [_tag_answer(tag) for tag in tags]
-    if len({_normal(c) for c in candidates} - {""}) > 1:
+    if len({normal_form(c) for c in candidates} - {""}) > 1:
         return None
     if boxes:
-        return None if not boxes[-1] or _box_hedged(answer_text) else boxes[-1]
+        spans, _ = _box_spans(answer_text)
+        start, end = max(spans, key=lambda span: span[1])
+        return None if not boxes[-1] or _hedged(answer_text, start, end) else boxes[-1]
     if answer_text.rfind("<answer>") > answer_text.rfind("</answer>"):
         return None
     if tags:
         return tags[-1] or None
+    announced = _announced_answer(answer_text)
+    if announced is not None:
+        return announced or None
     last = _last_number(answer_text)
     if last is None:
         return None
@@ -250,14 +266,34 @@ def extract_final_answer(answer_text: str) -> str | None:
     return _clean_number(number)
 
 
+def _announced_answer(text: str) -> str | None:
+    """The content of the last "answer is $...$" math span when no digit follows it, "" when it is hedged, else
+    None (then the last number is the answer)."""
+    offset = max(0, len(text) - _ANNOUNCED_WINDOW)
+    last = None
+    for last in _ANNOUNCED_RE.finditer(text, offset):
+        pass
+    if last is None or re.search(r"\d", text[last.end() :]):
+        return None
+    return "" if _hedged(text, last.start(2), last.end(2)) else last.group(2).strip()
+
+
 def _clean_number(number: str) -> str:
     return number.replace(",", "").replace(" ", "") if "frac" not in number else number.replace(" ", "")
 
 
-def _normal(answer: str) -> str:
-    """An answer with spacing, ``$``, ``\\left``/``\\right``, thousands commas and a final period removed."""
-    text = _NORMALIZE_RE.sub("", answer.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+def normal_form(answer: str) -> str:
+    """An answer with spacing, ``$``, ``\\left``/``\\right``, thousands commas, a final period and ``\\text{}``
+    wrappers removed, ``\\dfrac`` as ``\\frac``: two answers with the same normal form are the same answer."""
+    answer = _TEXT_RE.sub(r"\1", answer.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+    text = _NORMALIZE_RE.sub("", answer)
     return str(Fraction(text)) if _DECIMAL_RE.fullmatch(text) else text  # "7.0" and "7" are one answer
+
+
+def _candidate(other: str) -> str:
+    """The normal form of a candidate found next to a box (a number, a math span, a \\text{} answer)."""
+    other = other.strip("$").removeprefix("\\(").removesuffix("\\)").strip()
+    return normal_form(_clean_number(other) if _DECIMAL_RE.fullmatch(other.replace(",", "")) else other)
 
 
 def _tag_answer(tag: str) -> str:
@@ -268,19 +304,18 @@ def _tag_answer(tag: str) -> str:
     return _clean_number(last[1]) if last else tag
 
 
-def _box_hedged(text: str) -> bool:
-    """Whether the last closed box has a different number offered next to it (see ``extract_final_answer``)."""
-    spans, _ = _box_spans(text)
-    start, end = max(spans, key=lambda span: span[1])
-    final = _normal(text[start:end])
+def _hedged(text: str, start: int, end: int) -> bool:
+    """Whether the final answer at ``text[start:end]`` (a box's content) has a different candidate offered next to
+    it (see ``extract_final_answer``)."""
+    final = normal_form(text[start:end])
     before = _BOX_OPENER_END_RE.sub("", text[max(0, start - _LOOKBEHIND_CHARS) : start])
     hedge = _HEDGE_BEFORE_RE.search(before)
-    if hedge and _normal(_clean_number(hedge.group(1))) != final:
+    if hedge and _candidate(hedge.group(1)) != final:
         return True
     tail = text[end + 1 : end + 1 + _LOOKBEHIND_CHARS].split("\n\n", 1)[0]  # this paragraph only
     for word in _HEDGE_WORD_RE.finditer(tail):
-        other = _UNSIGNED_RE.search(tail, word.end(), word.end() + _HEDGE_SPAN)
-        if other and _normal(_clean_number(other.group())) != final:
+        other = _OTHER_RE.search(tail, word.end())
+        if other and other.start() - word.end() <= _HEDGE_SPAN and _candidate(other.group()) != final:
             return True
     return False
 

@@ -33,6 +33,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import _verify_worker
+from .text import normal_form
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ _SPACING_RE = re.compile(r"\\[,!;: ]|\s+")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
 _MARKS_RE = re.compile(r"\\\$|\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree|\\textdollar|\\euro|€|£")
 _UNIT_WORDS_RE = re.compile(r"(?<=[\d.}])\s+[A-Za-z][A-Za-z.]*(?:\s+[A-Za-z][A-Za-z.]*){0,3}\s*\.?$")
+_ASSIGNMENT_RE = re.compile(r"^\s*\$?\s*[A-Za-z](?:_\{?\w{1,8}\}?)?\s*=\s*")  # "x = 5", "a_1 = 5"
 _HEDGE_WORDS = frozenset({"or", "and", "to", "maybe", "perhaps", "possibly", "plus", "minus", "times", "over", "not",
                           "pi", "i", "e", "x", "y", "z", "n", "k", "sqrt", "frac"})
 _MAX_PLAIN_CHARS = 60
@@ -112,10 +114,10 @@ def strip_unit_words(text: str) -> str:
 
 def numeric_value(text: str) -> tuple[Fraction, bool, bool] | None:
     """(value, has a decimal point, was a percentage) of a numeric answer, units and signs stripped
-    (``strip_units``), or None when what is left is not a plain number (``plain_number``)."""
+    (``strip_units``) and a leading ``x =`` too, or None when what is left is not a plain number (``plain_number``)."""
     value = plain_number(text)
-    if value is None:
-        value = plain_number(strip_units(text)) if len(text) <= 4 * _MAX_PLAIN_CHARS else None
+    if value is None and len(text) <= 4 * _MAX_PLAIN_CHARS:
+        value = plain_number(strip_units(_ASSIGNMENT_RE.sub("", text, count=1)))
     return None if value is None else (*value, "%" in text)
 
 
@@ -150,13 +152,17 @@ def nesting_depth(text: str) -> int:
 def answers_equivalent(gold: str, answer: str, timeout_s: float = 2.0) -> bool | None:
     """True when ``answer`` is mathematically equivalent to ``gold``; None when ``gold`` does not parse.
 
-    Both are final answers (no surrounding prose needed: "\\frac{14}{3}", "x = 5", "27.0"). A timeout, an empty
-    answer, or an answer that is too long or too deeply nested is False.
+    Both are final answers (no surrounding prose needed: "\\frac{14}{3}", "x = 5", "27.0"). Numbers are compared
+    without their units (``numeric_value``); an answer written as the gold is (up to spacing, ``\\left``/``\\right``
+    and ``\\dfrac``) is True without parsing. A timeout, an empty answer, or an answer that is too long or too
+    deeply nested is False.
     """
     gold_number = numeric_value(gold)
     answer_number = numeric_value(answer)
     if gold_number is not None and answer_number is not None:
         return _numbers_equal(gold_number, answer_number)
+    if answer.strip() and normal_form(answer) == normal_form(gold):  # written as the gold is: no parsing needed
+        return True
     if gold_number is not None:  # math_verify cannot read "\\$36" or "5.4 cents" in plain text: give it the number
         gold = strip_units(gold)
     if gold_number is not None or _TEXT_WRAP_RE.search(gold):  # "\\frac{270}{7} degrees" for "...\\text{ degrees}"

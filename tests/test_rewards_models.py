@@ -207,7 +207,9 @@ BAD_TEXTS = ["\ud800", "ok \udfff then", "\ud83d", "", "<think>only thinking</th
 @pytest.mark.parametrize("name", ["helpfulness", "harmlessness"])
 @pytest.mark.parametrize("kind", ["plain", "chat", "classifier"])
 def test_model_rewards_score_bad_texts_and_keep_the_rest(reward_models, name, kind):
-    spec = {"name": name, "model": reward_models[kind], "batch_size": 4, **({"label": 1} if kind == "classifier" else {})}
+    spec = {"name": name, "model": reward_models[kind], "batch_size": 4}
+    if kind == "classifier":
+        spec["label"] = 1
     fn = build_reward(spec)
     good = ["<think>a</think>The answer is 4.", "<think>b</think>It is 5."]
     alone = fn(good)

@@ -119,6 +119,11 @@ def test_final_box_unclosed(text, expected):
         ("\\boxed{7} apples\n\nAsk if you want more, or 2 more examples", "7"),  # another paragraph
         ("\\boxed{7}, which is more than 3 or 4 cats", None),  # conservative: any other number after a hedge word
         ("3 or maybe 4", None),
+        ("The final answer is $\\left( 3, \\frac{\\pi}{2} \\right)$.", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("So the answer is: \\(x^2 + 1\\)", "x^2 + 1"),
+        ("The answer is $\\text{(C)}$, or maybe $\\text{(D)}$.", None),
+        ("The answer is $12$ apples. Then 3 more come.", "3"),  # a number after the span: the last number
+        ("The answer is $\\text{even}$ or \\text{odd}", None),
         ("The answer is 42.", "42"),
         ("It costs 1,234 dollars", "1234"),
         ("x = -7", "-7"),

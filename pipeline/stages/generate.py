@@ -185,8 +185,11 @@ def _generate_all(units, backend, params, cfg: GenerateStage, ctx: StageContext,
 
     ordered = sorted(units, key=lambda u: u.sort_key())
     size, sampling, counts = _batch_size(cfg, backend), params.to_dict(), collections.Counter()
-    if backend.parameters:
-        ctx.ledger.add(params=backend.parameters)
+    if backend.parameters:  # a local transformers model: its shape too, for the attention FLOPs
+        from pipeline.compute import shape_of
+
+        model = getattr(backend, "model", None)
+        ctx.ledger.add(params=backend.parameters, model=shape_of(model) if model is not None else None)
     start = time.time()
     with ShardStore(ctx.stage_dir / "shards") as store, tqdm(
             total=len(units) * cfg.n, unit="sample", desc=f"generate {ctx.name}", dynamic_ncols=True,
@@ -227,7 +230,7 @@ def _count(rows: list[dict], counts: collections.Counter, greedy: bool, model: b
     batch = {"tokens_generated": sum(r["completion_tokens"] or 0 for r in computed),
              "tokens_prompt": sum(r["prompt_tokens"] or 0 for r in computed)}
     counts.update(batch)
-    return batch
+    return {**batch, "sequences": len(computed)}  # per-sequence lengths for the attention FLOPs
 
 
 def _consolidate(ctx: StageContext, features):

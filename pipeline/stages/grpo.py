@@ -152,25 +152,39 @@ def grpo_ledger_callback(attempt, params: int, config):
     generated = mean completion length x completions made since the last log, prompt tokens = the rest.
 
     Completions made per optimizer step are per_device_train_batch_size x gradient_accumulation_steps x processes
-    / num_iterations: exact on average, off by part of a generation batch between two logs.
+    / num_iterations: exact on average, off by part of a generation batch between two logs. TRL counts a
+    completion's tokens once, but trains on them num_iterations times (tokens_trained counts each pass), runs the
+    reference model over them when beta != 0 and the old policy when its steps do not line up with generation
+    (TRL's own condition): both forward-only (tokens_forward). The context of the attention term is the mean
+    prompt + completion length.
     """
     from transformers import TrainerCallback
 
+    from pipeline import compute
+
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
-    per_step /= max(1, config.num_iterations)
+    iterations = max(1, config.num_iterations)
+    per_step /= iterations
+    steps_per_generation = getattr(config, "steps_per_generation", None) or config.gradient_accumulation_steps
+    old_policy = config.gradient_accumulation_steps % (steps_per_generation * iterations) != 0 or bool(
+        getattr(config, "use_vllm", False) and getattr(config, "vllm_importance_sampling_correction", False))
+    forward_passes = int(config.beta != 0.0) + int(old_policy)
 
     class GRPOLedger(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
             self.tokens, self.step = state.num_input_tokens_seen, state.global_step
+            self.shape = compute.shape_of(model) if model is not None else None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             length = (logs or {}).get("completions/mean_length")
             if length is None or state.num_input_tokens_seen <= self.tokens:
                 return
-            trained = state.num_input_tokens_seen - self.tokens
-            generated = min(trained, round(length * per_step * (state.global_step - self.step)))
-            attempt.add(params=params, tokens_trained=trained, tokens_generated=generated,
-                        tokens_prompt=trained - generated)
+            seen = state.num_input_tokens_seen - self.tokens
+            sequences = round(per_step * (state.global_step - self.step))
+            generated = min(seen, round(length * sequences))
+            attempt.add(params=params, model=self.shape, context=seen / max(1, sequences), sequences=sequences,
+                        tokens_trained=seen * iterations, tokens_forward=seen * forward_passes,
+                        tokens_generated=generated, tokens_prompt=seen - generated)
             self.tokens, self.step = state.num_input_tokens_seen, state.global_step
 
     attempt.add(params=params)

@@ -162,7 +162,7 @@ def train(trainer, args, ctx: StageContext, params: int) -> tuple[object, dict]:
     checkpoint, start_step, start_tokens = resume_point(args)
     if checkpoint:
         ctx.log.info("resuming from %s (step %d)", checkpoint, start_step)
-    ledger = ledger_callback(ctx.ledger, params)
+    ledger = ledger_callback(ctx.ledger, params, teacher=getattr(trainer, "teacher_model", None))  # distill's
     ledger.reported = start_tokens  # tokens before the checkpoint belong to the attempt that was interrupted
     trainer.add_callback(ledger)
     output = trainer.train(resume_from_checkpoint=checkpoint)
