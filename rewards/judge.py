@@ -1,19 +1,17 @@
-"""An LLM judge over an OpenAI-compatible ``/chat/completions`` endpoint, with the standard library only.
+"""An LLM judge over an OpenAI-compatible ``/chat/completions`` endpoint.
 
-The API key is read from the environment variable the config names, sent as ``Authorization: Bearer``, and never
-logged: failures are logged with the exception type and HTTP status only, and score None (cannot judge).
+Requests go through rewards.http.Client, the client the `openai` generation backend uses: at most `max_workers`
+in flight, 429/408/5xx/timeouts retried with backoff and Retry-After. A request that still fails scores None
+(cannot judge) with a warning. The API key is read from the environment variable the config names, sent as
+``Authorization: Bearer``, and cut out of every message, even when the server echoes it back.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
+from .http import Client, RequestFailed, bearer_headers
 from .models import prompt_messages
 
 logger = logging.getLogger(__name__)
@@ -31,6 +29,9 @@ JUDGE_DEFAULTS = {
     "max_workers": 8,
     "max_tokens": 256,
     "temperature": 0.0,
+    "max_retries": 3,  # retries of 429/408/5xx/timeouts before a request scores None
+    "backoff_s": 0.5,
+    "max_backoff_s": 30.0,
 }
 _SCORE_RE = re.compile(r"score\s*[:=]?\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _OUT_OF_TEN_RE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*10\b")
@@ -68,19 +69,20 @@ def parse_score(text: str) -> float | None:
 
 def judge_scores(config: dict, prompts: list, responses: list[str]) -> list[float | None]:
     """The judge's grade in [0, 1] of each (prompt, response), asked concurrently; None where a request failed."""
-    key = None
-    if config["api_key_env"]:
-        key = os.environ.get(config["api_key_env"])
-        if not key:
-            raise ValueError(f"judge.api_key_env names '{config['api_key_env']}', which is not set in the environment")
-    workers = max(1, min(int(config["max_workers"]), len(responses)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda pair: _ask(config, key, *pair), zip(prompts, responses)))
+    if not responses:
+        return []
+    client = Client(config["base_url"].rstrip("/") + "/chat/completions",
+                    bearer_headers(config["api_key_env"], "judge.api_key_env"),
+                    concurrency=int(config["max_workers"]), timeout_s=float(config["timeout_s"]),
+                    max_retries=int(config["max_retries"]), backoff_s=float(config["backoff_s"]),
+                    max_backoff_s=float(config["max_backoff_s"]), label="judge")
+    replies = client.post_each([_body(config, p, r) for p, r in zip(prompts, responses)])
+    return [_score(reply, client) for reply in replies]
 
 
-def _ask(config: dict, key: str | None, prompt, response: str) -> float | None:
+def _body(config: dict, prompt, response: str) -> dict:
     question = "\n".join(m["content"] for m in prompt_messages(prompt) if m["role"] != "system")
-    body = {
+    return {
         "model": config["model"],
         "messages": [
             {"role": "system", "content": config["rubric"]},
@@ -89,17 +91,16 @@ def _ask(config: dict, key: str | None, prompt, response: str) -> float | None:
         "temperature": config["temperature"],
         "max_tokens": config["max_tokens"],
     }
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    url = config["base_url"].rstrip("/") + "/chat/completions"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=float(config["timeout_s"])) as reply:
-            content = json.load(reply)["choices"][0]["message"]["content"]
-        return parse_score(content if isinstance(content, str) else "")
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:  # URLError/HTTPError are OSErrors
-        status = getattr(error, "code", None)
-        detail = f" (HTTP {status})" if status else ""
-        logger.warning("judge request to %s failed: %s%s", url, type(error).__name__, detail)
+
+
+def _score(reply, client: Client) -> float | None:
+    if isinstance(reply, RequestFailed):
+        logger.warning("judge request failed, scored None: %s", reply)  # already redacted by the client
         return None
+    try:
+        content = reply["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        logger.warning("judge reply without choices[0].message.content, scored None: %s",
+                       client.redact(str(reply)[:200]))
+        return None
+    return parse_score(content if isinstance(content, str) else "")

@@ -4,12 +4,16 @@ nothing, and the last complete output kept until a new one is complete."""
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -287,3 +291,77 @@ def test_a_rerun_killed_midway_gives_the_old_output_back_and_resumes_later(tmp_p
     runner.run(changed)  # the new config again: resumes from the kept partial work
     assert (tmp_path / "run" / "b" / "partial.txt").exists()
     assert not (tmp_path / "run" / ".previous" / "b").exists()
+
+
+# ---- 8. one HTTP client for generation and judging: retries, Retry-After, the key never printed ----
+
+class _Endpoint(BaseHTTPRequestHandler):
+    """429 (Retry-After 0.2) on each body's first request, then a grade; a body asking for ECHO gets its
+    Authorization header back in an error body (status from the request)."""
+
+    seen: ClassVar[dict] = {}
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = json.dumps(body)
+        type(self).seen[text] = type(self).seen.get(text, 0) + 1
+        if "ECHO" in text:
+            status = 400 if "ECHO400" in text else 503
+            self._reply(status, f"bad request; you sent Authorization: {self.headers.get('Authorization')}".encode())
+        elif type(self).seen[text] == 1:
+            self._reply(429, b"slow down", {"Retry-After": "0.2"})
+        else:
+            content = {"choices": [{"message": {"content": "Score: 8"}, "text": "ok", "finish_reason": "stop"}]}
+            self._reply(200, json.dumps(content).encode())
+
+    def _reply(self, status, payload, headers=None):
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    _Endpoint.seen = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_judge_retries_a_429_after_retry_after(endpoint, monkeypatch):
+    from rewards.judge import judge_config, judge_scores
+
+    monkeypatch.setenv("RF_KEY", "sk-judge-secret-42")
+    config = judge_config({"base_url": endpoint, "model": "j", "api_key_env": "RF_KEY", "backoff_s": 0.01})
+    start = time.time()
+    assert judge_scores(config, ["q1", "q2"], ["a1", "a2"]) == [0.8, 0.8]
+    assert time.time() - start >= 0.2 and set(_Endpoint.seen.values()) == {2}
+
+
+def test_the_key_is_cut_from_every_message_even_when_the_server_echoes_it(endpoint, monkeypatch, caplog):
+    from pipeline.generation import SamplingParams
+    from pipeline.generation.openai_backend import OpenAIBackend, RequestFailed
+    from rewards.judge import judge_config, judge_scores
+
+    key = "sk-echoed-secret-7788"
+    monkeypatch.setenv("RF_KEY", key)
+    backend = OpenAIBackend("m", base_url=endpoint, chat=True, api_key_env="RF_KEY", max_retries=1, backoff_s=0.01)
+    for prompt in ("ECHO400", "ECHO503"):
+        with caplog.at_level(logging.WARNING), pytest.raises(RequestFailed) as failure:
+            backend.generate([[{"role": "user", "content": prompt}]], SamplingParams())
+        assert "Authorization: Bearer ***" in str(failure.value) and key not in str(failure.value)
+    config = judge_config({"base_url": endpoint, "model": "j", "api_key_env": "RF_KEY", "max_retries": 1,
+                           "backoff_s": 0.01})
+    with caplog.at_level(logging.WARNING):
+        assert judge_scores(config, ["q"], ["ECHO503"]) == [None]
+    assert "retry 1/1" in caplog.text and "giving up" in caplog.text and key not in caplog.text
