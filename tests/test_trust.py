@@ -365,3 +365,43 @@ def test_the_key_is_cut_from_every_message_even_when_the_server_echoes_it(endpoi
     with caplog.at_level(logging.WARNING):
         assert judge_scores(config, ["q"], ["ECHO503"]) == [None]
     assert "retry 1/1" in caplog.text and "giving up" in caplog.text and key not in caplog.text
+
+
+# ---- 9. a missed claim fails the run ----
+
+def _fake_evaluation(cfg, ctx):
+    from pipeline.context import StageResult
+
+    return StageResult(metrics={"a": {"bench": {"pass@1": 0.5}}, "b": {"bench": {"pass@1": 0.38}}})
+
+
+def test_a_missed_claim_fails_the_report_stage_naming_it(tmp_path):
+    from dataclasses import dataclass
+
+    from pipeline.registry import STAGES, register_stage
+
+    @dataclass
+    class FakeEvaluation:
+        text: str = ""
+
+    if "fake_evaluation" not in STAGES:
+        register_stage("fake_evaluation", FakeEvaluation, help="test: fixed evaluation metrics")(_fake_evaluation)
+    path = write(tmp_path, """  ev: {kind: fake_evaluation}
+  summary:
+    kind: report
+    evaluation: {from: ev}
+    fail_on_miss: true
+    checks: [{claim: "a beats b by 10", model: a, at_least: b, plus: 0.10},
+             {claim: "a beats b by 20", model: a, at_least: b, plus: 0.20}]
+""")
+    with pytest.raises(RuntimeError, match="claims not met: a beats b by 20") as failure:
+        runner.run(load_recipe(path))
+    assert "by 10" not in str(failure.value) and not (tmp_path / "run" / "summary" / "DONE").exists()
+    assert "NOT MET: a beats b by 20" in (tmp_path / "run" / "summary" / "summary.md").read_text()
+    runner.run(load_recipe(path, ["stages.summary.fail_on_miss=false"]))  # without it the run only reports
+
+
+def test_the_quickstart_fails_when_a_claim_is_missed():
+    recipe = load_recipe("recipes/quickstart.yaml")
+    summary = [s for s in recipe.stages if s.kind == "report"]
+    assert summary and all(s.config.fail_on_miss for s in summary)
