@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pipeline import recipe_yaml
 from pipeline.compute import DEFAULT_PRICE_PER_CPU_CORE_HOUR, Prices
 from pipeline.ledger import DEFAULT_PRICE_PER_DEVICE_HOUR
-from pipeline.refs import DataRef, ModelRef, parse_data_ref, parse_model_ref, stages_referenced
+from pipeline.recipe_checks import check_trainer_values, first_ref_problem
+from pipeline.refs import DataRef, ModelRef, RefError, parse_data_ref, parse_model_ref, stages_referenced
 from pipeline.registry import STAGES
 
 TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "price_per_gpu_hour",
@@ -76,13 +76,9 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
     path = str(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise RecipeError(path, "(file)", "no such recipe file", "give the path of a .yaml recipe") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(yaml)"
-        raise RecipeError(path, where, f"invalid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax") from None
+        raw = recipe_yaml.parse(recipe_yaml.read_text(path))
+    except recipe_yaml.YamlProblem as e:
+        raise RecipeError(path, e.where, e.problem, e.fix) from None
     if not isinstance(raw, dict):
         raise RecipeError(path, "(top level)", "a recipe is a mapping", "start with name:, seed:, stages:")
     raw = apply_overrides(raw, overrides, path)
@@ -96,9 +92,17 @@ def apply_overrides(raw: dict, overrides, path: str) -> dict:
         if "=" not in item:
             raise RecipeError(path, item, "an override needs key=value", "write e.g. seed=1")
         key, _, text = item.partition("=")
-        value = yaml.safe_load(text) if text else ""
+        try:
+            value = recipe_yaml.parse(text) if text else ""
+        except recipe_yaml.YamlProblem as e:
+            raise RecipeError(path, key, f"the override value {text!r} is not YAML ({e.problem})",
+                              f"quote it, e.g. {key}='\"{text}\"'") from None
         node = raw
         parts = key.split(".")
+        stages = raw.get("stages")
+        if parts[0] == "stages" and len(parts) > 1 and isinstance(stages, dict) and parts[1] not in stages:
+            raise RecipeError(path, ".".join(parts[:2]), "no such stage (an override cannot add one)",
+                              f"use one of: {', '.join(map(str, stages))}")
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node.get(part, {}), dict):
                 raise RecipeError(path, ".".join(parts[: i + 1]), "is not a mapping, cannot set a key inside it")
@@ -123,6 +127,8 @@ def build_recipe(raw: dict, path: str) -> Recipe:
         stages.append(build_stage(str(stage_name), body, [s.name for s in stages], path))
     run_dir = Path(raw.get("run_dir") or f"runs/{name}")
     threads = coerce(raw.get("torch_threads"), int | None, path, "torch_threads")
+    if threads is not None and threads < 1:
+        raise RecipeError(path, "torch_threads", f"{threads} threads", "give 1 or more, or delete it (torch decides)")
     return Recipe(name, seed, run_dir, stages, path, raw, price, threads, cpu_price)
 
 
@@ -167,6 +173,9 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
     except (ValueError, TypeError) as e:
         raise RecipeError(path, where, str(e).rstrip(".")) from None
     _check_trainer(config, path, where)
+    problem = first_ref_problem(config, where)
+    if problem:
+        raise RecipeError(path, *problem)
     depends = stages_referenced(config)
     for dep in depends:
         if dep not in earlier:
@@ -199,7 +208,7 @@ def _check_trainer(config, path: str, where: str) -> None:
     trainer = getattr(config, "trainer", None)
     target = getattr(type(config), "trainer_config", None)
     if trainer and target:
-        problem = check_trainer_keys(trainer, target)
+        problem = check_trainer_keys(trainer, target) or check_trainer_values(trainer, target)
         if problem:
             key, message, fix = problem
             raise RecipeError(path, f"{where}.trainer.{key}", message, fix)
@@ -221,14 +230,19 @@ def coerce(value, tp, path: str, key: str):
             try:
                 return coerce(value, option, path, key)
             except RecipeError as e:
-                errors.append(e.problem)
-        raise RecipeError(path, key, errors[0] if len(errors) == 1 else
+                errors.append((option, e))
+        shaped = [e for option, e in errors if _same_shape(value, option)]
+        if len(shaped) == 1:  # a mapping given where a ref or a list of refs fits: the ref's own problem
+            raise shaped[0]
+        raise RecipeError(path, key, errors[0][1].problem if len(errors) == 1 else
                           f"expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
     if tp is Any:
         return value
     if tp in (ModelRef, DataRef):
         try:
             return (parse_model_ref if tp is ModelRef else parse_data_ref)(value)
+        except RefError as e:
+            raise RecipeError(path, f"{key}.{e.key}" if e.key else key, e.problem, e.fix) from None
         except (ValueError, TypeError) as e:
             raise RecipeError(path, key, str(e)) from None
     if origin is typing.Literal:
@@ -256,6 +270,16 @@ def coerce(value, tp, path: str, key: str):
     if isinstance(tp, type) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
         raise RecipeError(path, key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def _same_shape(value, tp) -> bool:
+    """Whether `value` has the YAML shape of `tp`: a mapping for a ref, dict or dataclass; a list for a list."""
+    origin = typing.get_origin(tp) or tp
+    if isinstance(value, list):
+        return origin is list
+    if isinstance(value, dict):
+        return origin is dict or tp in (ModelRef, DataRef) or dataclasses.is_dataclass(tp)
+    return False
 
 
 def _coerce_dataclass(value, cls, path: str, key: str):

@@ -11,28 +11,14 @@ import yaml
 
 from pipeline import cards
 from pipeline.context import StageContext
+from pipeline.data.benchmarks import benchmark_file
 from pipeline.data.schema import trace_row
 from pipeline.refs import DataRef
 from pipeline.stages.curate import DEFAULT_STEPS, CurateStage, run
 from tests.helpers import write_jsonl
 
-MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "math500.jsonl"
+MATH500 = benchmark_file("math500")
 THINK = "Add the tens, then the units, and check the sum once more before answering."
-
-
-def _rewards_available():
-    try:
-        import rewards
-
-        rewards.build_reward("accuracy")
-        rewards.build_reward("think_format")
-        return True
-    except (ImportError, ValueError):  # not built yet, or without these rewards
-        return False
-
-
-pytestmark = [pytest.mark.skipif(not _rewards_available(), reason="rewards package (accuracy, think_format) missing"),
-              pytest.mark.skipif(not MATH500.exists(), reason="shared benchmark data missing")]
 
 
 class StubLedger:
@@ -107,7 +93,8 @@ def test_empty_result_still_saves_a_dataset_and_card(tmp_path):
     source = tmp_path / "traces.jsonl"
     write_jsonl(source, _rows()[:2])
     cfg = CurateStage(data=DataRef(path=str(source)), steps=[{"step": "select", "max_rows": 1},
-                                                             {"step": "filter", "min_tokens": 10_000}])
+                                                             {"step": "filter", "min_tokens": 10_000}],
+                      allow_empty=True)
     ctx = _context(tmp_path)
     result = run(cfg, ctx)
     out = datasets.load_from_disk(str(ctx.stage_dir / result.dataset))
@@ -134,7 +121,9 @@ def test_yaml_bare_on_key_is_read_as_the_on_parameter(tmp_path):
     from pipeline.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
-    path.write_text("name: t\nstages:\n  curate:\n    data: x.jsonl\n    steps: [{step: dedup, on: response}]\n")
+    (tmp_path / "x.jsonl").write_text('{"problem": "p", "response": "r"}\n')
+    path.write_text(f"name: t\nstages:\n  curate:\n    data: {tmp_path / 'x.jsonl'}\n"
+                    "    steps: [{step: dedup, on: response}]\n")
     assert load_recipe(path).stage("curate").config.steps == [{"step": "dedup", "on": "response"}]
 
 

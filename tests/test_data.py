@@ -1,5 +1,6 @@
-"""Data sources, released-dataset adapters and named benchmarks, offline, on fixtures and the shared data folder."""
+"""Data sources, released-dataset adapters and named benchmarks, offline, on fixtures and the packaged files."""
 
+import json
 from pathlib import Path
 
 import datasets
@@ -8,16 +9,16 @@ import pytest
 
 from pipeline.data.adapters import ADAPTERS, DEFAULT_COLUMNS, gsm8k_rationale, list_released, load_released, read_card
 from pipeline.data.benchmarks import list_benchmarks, load_benchmark, normalize_gold
+from pipeline.data.errors import DataError
 from pipeline.data.schema import TRACE_COLUMNS, split_response
-from pipeline.data.sources import load_rows_or_dataset, shared_data_dir
+from pipeline.data.sources import load_rows_or_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "released"
 RELEASED = ["bespoke-stratos-17k", "gsm8k-rationales", "limo", "openr1-math-220k", "openthoughts-114k", "s1k-1.1"]
-needs_shared = pytest.mark.skipif(shared_data_dir() is None, reason="no shared data folder (../shared/data)")
 
 
-def load_fixture(name, **kwargs):
-    return load_released(name, path=str(FIXTURES / f"{name}.jsonl"), **kwargs)
+def load_fixture(name, keep="all", **kwargs):
+    return load_released(name, path=str(FIXTURES / f"{name}.jsonl"), keep=keep, **kwargs)
 
 
 def assert_canonical(row):
@@ -37,7 +38,7 @@ def test_every_card_names_an_adapter_and_the_columns_it_reads():
         assert {"hub_id", "license", "size", "adapter", "columns"} <= set(card)
         assert card["columns"] == DEFAULT_COLUMNS[card["adapter"]] | card["columns"]
         assert set(card["columns"]) <= set(DEFAULT_COLUMNS[card["adapter"]]), name
-    assert read_card("gsm8k-rationales")["local_path"] == "../shared/data/traces/gsm8k_train.jsonl"
+    assert read_card("gsm8k-rationales")["shared_path"] == "traces/gsm8k_train.jsonl"
     assert set(ADAPTERS) == {read_card(name)["adapter"] for name in RELEASED}
 
 
@@ -59,7 +60,7 @@ def test_openr1_gives_one_row_per_generation_with_its_flags():
     assert ds["finish_reason"] == ["stop", "stop", "length", "stop", "stop"]
     assert ds[0]["thinking"] == "Odd numbers 1, 3, 5, 7. Sum is 16." and ds[0]["gold_answer"] == "16"
     assert ds[2]["thinking"] is None  # a truncated generation has no closed think block
-    correct = load_fixture("openr1-math-220k", only_correct=True)
+    correct = load_fixture("openr1-math-220k", keep="correct")
     assert len(correct) == 3 and all(correct["verified"])
 
 
@@ -76,7 +77,7 @@ def test_s1k_reads_the_deepseek_fields_and_grades():
     assert ds["verified"] == [True, False]
     assert ds[0]["thinking"].startswith("Okay, 3 factorial") and ds[0]["answer"] == "**Answer:** $3! = 6$"
     assert ds[0]["gold_answer"] == "The answer is 6, since 3! = 6."
-    assert len(load_fixture("s1k-1.1", only_correct=True)) == 1
+    assert len(load_fixture("s1k-1.1", keep="correct")) == 1
     assert load_fixture("s1k-1.1", teacher="gemini")["answer"] == ["6", "1024"]
 
 
@@ -92,22 +93,47 @@ def test_limo_and_gsm8k_answers():
 
 
 def test_a_raw_file_without_the_adapter_columns_is_refused():
-    with pytest.raises(ValueError, match=r"lacks the columns \['generations', 'problem'\]"):
+    with pytest.raises(DataError, match=r"lacks the columns \['generations', 'problem'\]"):
         load_released("openr1-math-220k", path=str(FIXTURES / "limo.jsonl"))
 
 
-@needs_shared
-def test_gsm8k_rationales_from_the_shared_file():
-    ds = load_released("gsm8k-rationales", limit=50)
-    assert len(ds) == 50 and len(set(ds["id"])) == 50
+def test_released_default_keeps_correct_and_complete_generations(tmp_path):
+    """{released: openr1-math-220k} fed every generation on, wrong and truncated ones too; now only the ones the
+    release marks correct AND finished, unless keep="all"."""
+    raw = {"problem": "2+2?", "answer": "4", "uuid": "u1", "generations": [
+        "<think>\n2+2=4\n</think>\n\\boxed{4}", "<think>\n2+2=5\n</think>\n\\boxed{5}", "<think>\n2+2 is", "<think>\nok"],
+        "correctness_math_verify": [True, False, True, True], "correctness_llama": None,
+        "finish_reasons": ["stop", "stop", "length", "stop"], "is_reasoning_complete": [True, True, False, True]}
+    path = tmp_path / "openr1.jsonl"
+    path.write_text(json.dumps(raw) + "\n")
+    everything = load_released("openr1-math-220k", path=str(path), keep="all")
+    assert everything["sample_index"] == [0, 1, 2, 3]
+    kept = load_released("openr1-math-220k", path=str(path))
+    assert kept["sample_index"] == [0, 3] and all(kept["verified"]) and set(kept["finish_reason"]) == {"stop"}
+
+
+def test_released_data_ref_in_a_stage_uses_path_and_keep(tmp_path):
+    from pipeline.data.loading import load_data_ref
+    from pipeline.refs import parse_data_ref
+
+    path = str(FIXTURES / "openr1-math-220k.jsonl")
+    assert len(load_data_ref(parse_data_ref({"released": "openr1-math-220k", "path": path}))) == 3
+    assert len(load_data_ref(parse_data_ref({"released": "openr1-math-220k", "path": path, "keep": "all"}))) == 5
+
+
+def test_shared_data_folder_only_by_explicit_variable(tmp_path, monkeypatch):
+    copy = tmp_path / "traces" / "gsm8k_train.jsonl"
+    copy.parent.mkdir()
+    copy.write_text((FIXTURES / "gsm8k-rationales.jsonl").read_text())
+    monkeypatch.setenv("REASONFORGE_SHARED_DATA", str(tmp_path))
+    ds = load_released("gsm8k-rationales")
+    assert ds["answer"] == ds["gold_answer"] == ["31", "2100"]
     for row in ds:
         assert_canonical(row)
-        assert row["answer"] == row["gold_answer"] and row["answer"].lstrip("-").isdigit()
 
 
-@needs_shared
 @pytest.mark.parametrize("name,rows", [("gsm8k", 1319), ("math500", 500), ("aime24", 30), ("amc23", 40)])
-def test_named_benchmarks_load_from_the_shared_folder(name, rows):
+def test_named_benchmarks_load_from_the_packaged_files(name, rows):
     ds = load_benchmark(name)
     assert ds.column_names == ["id", "problem", "gold_answer", "level"]
     assert len(ds) == rows and len(set(ds["id"])) == rows
@@ -153,17 +179,20 @@ def test_sources_read_files_and_saved_folders(tmp_path):
     assert len(load_rows_or_dataset(str(tmp_path / "one"))) == 5
     with pytest.raises(ValueError, match=r"no split 'dev'"):
         load_rows_or_dataset(str(tmp_path / "saved"), split="dev")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="missing.jsonl: \\(file\\): no such file or folder"):
         load_rows_or_dataset(str(tmp_path / "missing.jsonl"))
 
 
 def test_hub_id_offline_fails_with_one_clear_line(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    expected = ("cannot load dataset 'someone/not-downloaded': not a local file or folder, and the hub is unreachable "
-                "(HF_HUB_OFFLINE). Download it first or give a local path.")
-    with pytest.raises(RuntimeError) as error:
+    expected = ("someone/not-downloaded: (hub): not a local file or folder, and the hub is unreachable "
+                "(HF_HUB_OFFLINE). Fix: download it first or give a local path")
+    with pytest.raises(DataError) as error:
         load_rows_or_dataset("someone/not-downloaded")
     assert str(error.value) == expected
-    with pytest.raises(RuntimeError, match=r"cannot load dataset 'bespokelabs/Bespoke-Stratos-17k'"):
+    with pytest.raises(DataError) as error:
         load_released("bespoke-stratos-17k")
+    assert str(error.value) == ("bespoke-stratos-17k: (released): not on this machine and the hub is unreachable "
+                                "(HF_HUB_OFFLINE). Fix: download bespokelabs/Bespoke-Stratos-17k and point at it with "
+                                "{released: bespoke-stratos-17k, path: FOLDER}")

@@ -5,10 +5,10 @@ An adapter maps one raw row to a list of canonical rows (OpenR1 holds several ge
 released datasets' own names and a data card may override them for a renamed mirror. Every response is re-rendered
 the R1 way (``<think>\\n...\\n</think>\\n answer``), whatever markers the release used.
 
-The released datasets themselves are named by the cards in `data_cards/`: a card's YAML front matter says where
-the data is (`hub_id` with `config`, or `local_path` relative to the repo root), which adapter maps it, and which
-raw columns that adapter reads (`columns`). `load_released(name)` follows the card; `path=` points it at a local
-copy of the raw data instead.
+The released datasets themselves are named by the cards in `pipeline/data/cards/` (see `pipeline.data.released`):
+a card's front matter says where the data is, which adapter maps it, and which raw columns that adapter reads
+(`columns`). `load_released(name)` follows the card; `path=` points it at a local copy of the raw data instead.
+By default it keeps the traces the release marks correct and complete (`keep="correct"`); `keep="all"` keeps all.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 
 import datasets
-import yaml
 
+from pipeline.data import released
+from pipeline.data.errors import DataError
 from pipeline.data.schema import TRACE_COLUMNS, split_response, trace_features, trace_row
-from pipeline.data.sources import REPO_ROOT, load_rows_or_dataset, shared_data_dir
+from pipeline.data.sources import load_rows_or_dataset
 
 
 def stable_id(source: str, problem: str) -> str:
@@ -178,62 +179,55 @@ REQUIRED = {"openr1_math": ("problem", "generations"), "stratos": ("conversation
 DEFAULT_COLUMNS = {"openr1_math": OPENR1_COLUMNS, "stratos": STRATOS_COLUMNS, "s1k": S1K_COLUMNS,
                    "limo": LIMO_COLUMNS, "gsm8k": GSM8K_COLUMNS}
 
-CARDS_DIR = REPO_ROOT / "data_cards"
-_SHARED_PREFIX = "../shared/data/"
-
-
-def _card_paths() -> dict[str, Path]:
-    return {path.stem: path for path in sorted(CARDS_DIR.glob("*.md")) if path.stem.lower() != "readme"}
+CARDS_DIR = released.CARDS_DIR
+KEEP_HELP = {"correct": "the traces the release marks correct and whose generation finished (not cut by the length "
+                        "limit)", "all": "every trace, whatever the release's flags say"}
 
 
 def read_card(name: str) -> dict:
-    """The YAML front matter of data_cards/<name>.md; ValueError listing the names when there is no such card."""
-    cards = _card_paths()
-    if name not in cards:
-        raise ValueError(f"Unknown released dataset '{name}'. Available: {', '.join(cards)}")
-    text = cards[name].read_text()
-    if not text.startswith("---\n"):
-        raise ValueError(f"{cards[name]} has no YAML front matter (a first line '---')")
-    front = yaml.safe_load(text[4:text.index("\n---", 4)])
-    if front.get("adapter") not in ADAPTERS:
-        raise ValueError(f"{cards[name]}: adapter {front.get('adapter')!r} is not one of {', '.join(ADAPTERS)}")
-    return front
+    """The YAML front matter of the card <name>.md; ValueError listing the names when there is no such card."""
+    return released.read_card(name, adapters=ADAPTERS)
+
+
+# the card file and the local copy a released name reads, for the fingerprint (pipeline/fingerprint.py)
+_card_paths = released.card_paths
+_local_path = released.shared_copy
 
 
 def list_released() -> list[tuple[str, str]]:
     """(name, one-line help) of every released dataset with a card."""
-    return [(name, read_card(name).get("help", "")) for name in _card_paths()]
-
-
-def _local_path(card: dict) -> Path | None:
-    """The card's local_path when it exists; a ../shared/data/ path also follows $REASONFORGE_SHARED_DATA."""
-    local = card.get("local_path")
-    if not local:
-        return None
-    candidates = [REPO_ROOT / local]
-    shared = shared_data_dir()
-    if shared and local.startswith(_SHARED_PREFIX):
-        candidates.insert(0, shared / local[len(_SHARED_PREFIX):])
-    return next((path for path in candidates if path.exists()), None)
+    return [(name, read_card(name).get("help", "")) for name in released.card_names()]
 
 
 def load_released(name: str, path: str | None = None, split: str = "train", limit: int | None = None,
-                  only_correct: bool = False, **options) -> datasets.Dataset:
+                  keep: str = "correct", **options) -> datasets.Dataset:
     """A released dataset in the canonical trace schema.
 
-    The raw rows come from `path` when given (a local file or folder), else the card's local_path when it
-    exists, else its hub id. `limit` keeps the first raw rows (an OpenR1 row gives one trace per generation).
-    `only_correct` drops traces whose release marks them wrong. `options` go to the adapter (e.g. teacher='gemini'
-    for s1k-1.1, keep_system=True for the Stratos format).
+    The raw rows come from `path` when given (a local file or folder), else the card's `shared_path` under
+    $REASONFORGE_SHARED_DATA when set, else its hub id. `limit` keeps the first raw rows (an OpenR1 row gives one
+    trace per generation). `keep="correct"` keeps only the traces the release marks correct and that finished
+    (finish_reason not 'length'); a recipe's `{released: NAME}` asks for it unless it says `keep: all`. `options`
+    go to the adapter (e.g. teacher='gemini' for s1k-1.1, keep_system=True for the Stratos format).
     """
+    if keep not in KEEP_HELP:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_HELP)}, got {keep!r}")
     card = read_card(name)
-    local = Path(path) if path else _local_path(card)
+    local = Path(path) if path else released.shared_copy(card)
     if local is not None:
         raw = load_rows_or_dataset(str(local), split=split, limit=limit)
     else:
-        raw = load_rows_or_dataset(card["hub_id"], split=split, limit=limit, config=card.get("config"))
-    return adapt(raw, card["adapter"], source=name, columns=card.get("columns"), only_correct=only_correct,
-                 **options)
+        try:
+            raw = load_rows_or_dataset(card["hub_id"], split=split, limit=limit, config=card.get("config"))
+        except DataError as error:
+            raise DataError(name, "(released)", f"not on this machine and {error.problem.split(', and ')[-1]}",
+                            f"download {card['hub_id']} and point at it with {{released: {name}, path: FOLDER}}") \
+                from None
+    traces = adapt(raw, card["adapter"], source=name, columns=card.get("columns"), only_correct=keep == "correct",
+                   **options)
+    if keep == "correct":
+        traces = traces.filter(lambda reasons: [r != "length" for r in reasons], input_columns="finish_reason",
+                               batched=True, desc=f"keeping finished traces of {name}")
+    return traces
 
 
 def adapt(raw: datasets.Dataset, adapter: str, *, source: str, columns: dict | None = None,
@@ -243,8 +237,8 @@ def adapt(raw: datasets.Dataset, adapter: str, *, source: str, columns: dict | N
     names = {**DEFAULT_COLUMNS[adapter], **(columns or {})}
     missing = sorted({names[role] for role in REQUIRED[adapter]} - set(raw.column_names))
     if missing:
-        raise ValueError(f"{source}: the raw data lacks the columns {missing} that adapter '{adapter}' reads; it "
-                         f"has {raw.column_names}. Point `path` at the right data, or map the columns in the card.")
+        raise DataError(source, "columns", f"the raw data lacks the columns {missing} that adapter '{adapter}' reads "
+                        f"(it has {raw.column_names})", "point `path` at the right data, or map the columns in the card")
 
     def explode(batch: dict) -> dict:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]

@@ -2,8 +2,9 @@
 
 Every benchmark loads as a Dataset with the same four columns: ``id`` (str), ``problem`` (str), ``gold_answer``
 (str: the final answer only, e.g. the text after GSM8K's ``####``, AMC's float 27.0 as "27") and ``level`` (int,
-MATH-500's difficulty 1-5; None elsewhere). A named benchmark reads the copy in the shared data folder when there
-is one (`pipeline.data.sources.shared_data_dir`) and its hub id otherwise.
+MATH-500's difficulty 1-5; None elsewhere). A named benchmark reads its file shipped in the package
+(`benchmark_files/`, with their sources and licenses in its README.md), so it loads offline from a fresh clone or a
+wheel; the hub id is where that file came from.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import datasets
 
 from pipeline.data.adapters import gsm8k_rationale
-from pipeline.data.sources import load_rows_or_dataset, shared_data_dir
+from pipeline.data.sources import load_rows_or_dataset
+
+FILES_DIR = Path(__file__).resolve().parent / "benchmark_files"
 
 PROBLEM_COLUMNS = ("problem", "question", "prompt", "input")
 ANSWER_COLUMNS = ("answer", "gold_answer", "final_answer", "target", "solution")
@@ -26,7 +29,7 @@ FEATURES = datasets.Features({"id": datasets.Value("string"), "problem": dataset
 @dataclass(frozen=True)
 class Benchmark:
     help: str
-    shared_file: str            # relative to the shared data folder
+    file: str                   # in benchmark_files/
     hub_id: str
     hub_split: str
     hub_config: str | None = None
@@ -35,14 +38,21 @@ class Benchmark:
 
 BENCHMARKS = {
     "gsm8k": Benchmark("GSM8K test: 1,319 grade-school word problems, integer answers (after '####')",
-                       "benchmarks/gsm8k_test.jsonl", "openai/gsm8k", "test", hub_config="main"),
+                       "gsm8k_test.jsonl", "openai/gsm8k", "test", hub_config="main"),
     "math500": Benchmark("MATH-500: 500 competition problems of the MATH test set, LaTeX answers, levels 1-5",
-                         "benchmarks/math500.jsonl", "HuggingFaceH4/MATH-500", "test", level_column="level"),
+                         "math500.jsonl", "HuggingFaceH4/MATH-500", "test", level_column="level"),
     "aime24": Benchmark("AIME 2024 I and II: 30 olympiad problems, integer answers 0-999",
-                        "benchmarks/aime24.jsonl", "HuggingFaceH4/aime_2024", "train"),
+                        "aime24.jsonl", "HuggingFaceH4/aime_2024", "train"),
     "amc23": Benchmark("AMC 2023: 40 competition problems, numeric answers",
-                       "benchmarks/amc23.jsonl", "math-ai/amc23", "test"),
+                       "amc23.jsonl", "math-ai/amc23", "test"),
 }
+
+
+def benchmark_file(name: str) -> Path:
+    """The packaged file a named benchmark loads (what a fingerprint hashes)."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"Unknown benchmark '{name}'. Available: {', '.join(BENCHMARKS)}")
+    return FILES_DIR / BENCHMARKS[name].file
 
 
 def list_benchmarks() -> list[tuple[str, str]]:
@@ -94,12 +104,7 @@ def load_benchmark(name_or_path: str, problem_column: str | None = None, answer_
     """
     if name_or_path in BENCHMARKS:
         spec = BENCHMARKS[name_or_path]
-        shared = shared_data_dir()
-        local = shared / spec.shared_file if shared else None
-        if local is not None and local.exists():
-            raw = load_rows_or_dataset(str(local), limit=limit)
-        else:
-            raw = load_rows_or_dataset(spec.hub_id, split=spec.hub_split, limit=limit, config=spec.hub_config)
+        raw = load_rows_or_dataset(str(benchmark_file(name_or_path)), limit=limit)
         prefix, level_column = name_or_path, spec.level_column
     elif "/" in name_or_path or Path(name_or_path).exists():
         hub = not Path(name_or_path).exists()

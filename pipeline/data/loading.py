@@ -15,7 +15,7 @@ def load_data_ref(ref, ctx=None):
     elif ref.released:
         from pipeline.data.adapters import load_released
 
-        data = load_released(ref.released, split=ref.split or "train")
+        data = load_released(ref.released, path=ref.path, split=ref.split or "train", keep=ref.keep or "correct")
     else:
         from pipeline.data.sources import load_rows_or_dataset
 

@@ -9,6 +9,11 @@
         - {step: verify}                       # accuracy == 1 and think_format == 1
         - {step: select, min_pass_rate: 0.1, max_pass_rate: 0.9, keep: shortest, per_prompt: 2}
       card: {license: apache-2.0, pretty_name: My traces}
+      allow_empty: false                       # true: keeping no row is a result, not an error
+
+Before any step runs, the data must have the columns the steps read (problem, response, a dedup's `on`, ...): a
+file of {question, answer} rows would otherwise flow through and come out as 0 rows. A curate that keeps no row
+fails (funnel.json, written first, says which step dropped them) unless `allow_empty: true`.
 
 Outputs: `dataset/` (a save_to_disk folder in the canonical schema, plus the columns the steps write: score,
 verified, pass_rate) holding README.md (the dataset card), card.json and length_histogram.png; `funnel.json`.
@@ -22,6 +27,7 @@ import copy
 from dataclasses import dataclass, field
 
 from pipeline.context import StageContext, StageResult
+from pipeline.data.errors import DataError
 from pipeline.refs import DataRef, parse_data_ref
 from pipeline.registry import register_stage
 
@@ -43,6 +49,7 @@ class CurateStage:
     data: DataRef  # the traces (canonical schema)
     steps: list[dict] = field(default_factory=lambda: copy.deepcopy(list(DEFAULT_STEPS)))  # {step: NAME, **params}
     card: dict = field(default_factory=dict)  # dataset card front matter overrides: license, language, pretty_name
+    allow_empty: bool = False  # keeping no row is fine (else the stage fails, naming the step that dropped them)
 
     def __post_init__(self):
         from pipeline.curation import normalize_step, validate_steps
@@ -66,6 +73,7 @@ def run(cfg: CurateStage, ctx: StageContext) -> StageResult:
     from pipeline.rehearsal import keeps_rows
 
     data = _one_split(ctx.load_dataset(cfg.data))
+    check_columns(data.column_names, cfg.steps, cfg.data.describe())
     keep = [c for c in data.column_names if c not in _NOT_FOR_STEPS]
     rows = data.select_columns(keep).to_list()
     for i, row in enumerate(rows):
@@ -73,17 +81,49 @@ def run(cfg: CurateStage, ctx: StageContext) -> StageResult:
     rows, funnel = run_steps(rows, _resolve_stage_benchmarks(cfg.steps, ctx), seed=ctx.seed, log=ctx.log,
                              keep_when_empty=keeps_rows(ctx.name))
     out = _assemble(data, rows, funnel["columns_written"])
+    ctx.write_json("funnel.json", funnel)
+    if not len(out) and not cfg.allow_empty:
+        raise DataError(cfg.data.describe(), "rows", f"curate kept 0 of {funnel['rows_in']} rows ({_drops(funnel)})",
+                        f"loosen the steps (see {ctx.stage_dir / 'funnel.json'}), or set allow_empty: true")
     if len(out):
         ctx.save_dataset(out, "dataset")
     else:
         _save_empty(out, ctx)
-    ctx.write_json("funnel.json", funnel)
     ctx.ledger.add(rows_processed=funnel["rows_in"])
     lineage = _lineage(ctx, cfg)
     cards.write_card(ctx.stage_dir / "dataset", funnel=funnel, provenance=_provenance(cfg, ctx, lineage),
                      cost=_costs(ctx, lineage), overrides=cfg.card)
     ctx.log.info("curate: %d -> %d rows", funnel["rows_in"], funnel["rows_out"])
     return StageResult(dataset="dataset", report="funnel.json", metrics=_metrics(funnel))
+
+
+def required_columns(steps: list[dict]) -> dict[str, str]:
+    """{column: the step that reads it} for the columns a curate cannot do without."""
+    needed = {"problem": "curate", "response": "curate"}
+    for spec in steps:
+        name = spec["step"]
+        column = {"decontaminate": spec.get("column", "problem"), "dedup": spec.get("on", "problem"),
+                  "select": spec.get("stratify_by")}.get(name)
+        if column:
+            needed.setdefault(column, name)
+        if name == "verify" and not spec.get("rewards"):
+            needed.setdefault("gold_answer", "verify (its accuracy reward)")
+    return needed
+
+
+def check_columns(columns: list[str], steps: list[dict], source: str) -> None:
+    """DataError naming the first column the steps read that the data lacks."""
+    for column, step in required_columns(steps).items():
+        if column not in columns:
+            raise DataError(source, f"column {column}", f"missing; {step} reads it (the data has: {', '.join(columns)})",
+                            f"rename a column with data: {{..., columns: {{THEIRS: {column}}}}}, or produce traces in "
+                            "the canonical schema (pipeline/data/schema.py)")
+
+
+def _drops(funnel: dict) -> str:
+    dropped = [f"{step['step']} dropped {sum(step['dropped'].values())}" for step in funnel["steps"]
+               if sum(step["dropped"].values())]
+    return ", ".join(dropped) or "the input had none"
 
 
 def _resolve_stage_benchmarks(steps: list[dict], ctx: StageContext) -> list[dict]:

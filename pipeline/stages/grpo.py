@@ -38,7 +38,7 @@ SUMMARY_KEYS = ("reward", "reward_std", "completions/mean_length", "completions/
 class GRPOStage:
     model: ModelRef
     data: DataRef  # prompts: a `prompt` column, or rows rendered through prompt_template
-    rewards: list[dict]  # [{name: accuracy, weight: 1.0, **params}, ...]; see `reasonforge ls`
+    rewards: list[dict | str]  # [{name: accuracy, weight: 1.0, **params}, ...] or bare names; see `reasonforge ls`
     trainer: dict = field(default_factory=dict)  # -> trl.GRPOConfig, unchanged
     prompt_template: str = "{problem}"  # the user message, str.format over the row's columns
     system_prompt: str | None = None
@@ -48,6 +48,7 @@ class GRPOStage:
     def __post_init__(self):
         if not self.rewards:
             raise ValueError("rewards: give at least one reward, e.g. rewards: [{name: accuracy, weight: 1.0}]")
+        self.rewards = [{"name": spec} if isinstance(spec, str) else spec for spec in self.rewards]
         seen = set()
         for i, spec in enumerate(self.rewards):
             name = check_reward_spec(spec, f"rewards[{i}]")
