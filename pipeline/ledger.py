@@ -1,23 +1,31 @@
 """Compute and cost accounting: one ledger row per stage attempt, failed and interrupted ones included.
 
-An attempt appends a `started` row when it begins and a final row when it ends. A process killed with -9 never
-writes the final row; the runner closes such an attempt on its next start, estimating its wall time from the
-newest file the stage wrote. FLOPs and prices are pipeline/compute.py's: 6N + attention per trained token,
-2N + attention per forward token (generation, reference, old-policy and teacher passes); a GPU is priced per
-GPU-hour, a CPU per core-hour.
+An attempt appends a `started` row when it begins (before anything slow, such as importing torch) and a final row
+when it ends. While it runs, its row so far (tokens, steps, seconds) is kept in a small progress file,
+`.ledger/<stage>.<attempt>.json`, replaced atomically at every `add` (each log step, each shard) and every few
+seconds by a heartbeat thread. A process killed with -9 never writes the final row; the next run closes such an
+attempt from its last progress record, so a kill loses seconds of accounting, not the attempt's work. FLOPs and
+prices are pipeline/compute.py's: 6N + attention per trained token, 2N + attention per forward token (generation,
+reference, old-policy and teacher passes); a GPU is priced per GPU-hour, a CPU per core-hour.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline import compute
+from pipeline.artifacts import atomic_write_json, read_json
 
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 2.0  # how often a running attempt's progress file is refreshed even when no work is reported
 DEFAULT_PRICE_PER_DEVICE_HOUR = compute.DEFAULT_PRICE_PER_GPU_HOUR  # the GPU price; CPUs: per core-hour
 TRAINING_KINDS = ("sft", "grpo", "distill", "reward_model")
 COUNTERS = ("tokens_trained", "tokens_generated", "tokens_prompt", "tokens_forward", "tokens_teacher",
@@ -58,26 +66,49 @@ class Attempt:
     model: compute.ModelShape | None = None  # the model the work ran on (params alone: no attention term)
     teacher: compute.ModelShape | None = None  # logit distillation's teacher (tokens_teacher run through it)
     flops: float = 0.0
+    writer: bool = False  # the process that writes the ledger (rank 0); set by begin()
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def progress_path(self) -> Path:
+        return progress_path(self.ledger_path.parent, self.stage, self.attempt)
 
     def add(self, params: int | None = None, *, model: compute.ModelShape | None = None,
             teacher: compute.ModelShape | None = None, context: float = 0.0, sequences: int = 0,
             **counters: float) -> None:
         """Stages report work as it happens: ctx.ledger.add(tokens_trained=..., model=compute.shape_of(model),
         context=...), or params=N for a model known only by its size. `context` and `sequences` describe this call's
-        tokens for the attention term (compute.work_flops)."""
-        if model is not None:
-            self.model, self.params = model, model.params
-        elif params:
-            self.params = int(params)
-            if self.model is None or self.model.params != self.params:
-                self.model = compute.ModelShape(self.params)
-        self.teacher = teacher or self.teacher
-        for key, value in counters.items():
-            self.counters[key] = self.counters.get(key, 0) + (value or 0)
-        work = {k: counters.get(k) or 0 for k in ("tokens_trained", "tokens_generated", "tokens_prompt",
-                                                  "tokens_forward", "tokens_teacher")}
-        self.flops += compute.work_flops(self.model or compute.ModelShape(self.params), context=context,
-                                         sequences=sequences, teacher=self.teacher, **work)
+        tokens for the attention term (compute.work_flops). Report work once its result is safe (or just before
+        writing it): the progress file is updated at once, so a kill right after loses no accounting."""
+        with self._lock:
+            if model is not None:
+                self.model, self.params = model, model.params
+            elif params:
+                self.params = int(params)
+                if self.model is None or self.model.params != self.params:
+                    self.model = compute.ModelShape(self.params)
+            self.teacher = teacher or self.teacher
+            for key, value in counters.items():
+                self.counters[key] = self.counters.get(key, 0) + (value or 0)
+            work = {k: counters.get(k) or 0 for k in ("tokens_trained", "tokens_generated", "tokens_prompt",
+                                                      "tokens_forward", "tokens_teacher")}
+            self.flops += compute.work_flops(self.model or compute.ModelShape(self.params), context=context,
+                                             sequences=sequences, teacher=self.teacher, **work)
+        self.save_progress()
+
+    def save_progress(self) -> None:
+        """Replace the progress file with the row so far; a failed write (disk full) never stops the stage."""
+        if not self.writer:
+            return
+        with self._lock:
+            if self._stop.is_set():  # finished: the final row is in the ledger, no progress file may reappear
+                return
+            row = {**self.row("running"), "updated": time.time()}
+            try:
+                atomic_write_json(self.progress_path, row)
+            except OSError as error:
+                log.warning("ledger progress not saved (%s); accounting may miss this attempt's last seconds", error)
 
     def row(self, status: str, wall_s: float | None = None) -> dict:
         wall = time.time() - self.start if wall_s is None else wall_s
@@ -95,12 +126,31 @@ class Attempt:
         }
 
     def begin(self) -> Attempt:
+        """Append the `started` row first (cheap: a kill from here on leaves a row to close), then find the devices
+        (importing torch takes seconds) and keep the progress file fresh from a heartbeat thread."""
+        self.writer = True
         _append(self.ledger_path, self.row("started", 0.0))
+        self.device_kind, self.device_count = detect_devices()
+        self.save_progress()
+        threading.Thread(target=self._heartbeat, name=f"ledger-{self.stage}", daemon=True).start()
         return self
 
-    def finish(self, status: str) -> dict:
-        row = self.row(status)
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self.save_progress()
+
+    def final_row(self, status: str) -> dict:
+        """The row `finish` will append, computed now (the runner puts it in metrics.json before DONE)."""
+        with self._lock:
+            return self.row(status)
+
+    def finish(self, status: str, row: dict | None = None) -> dict:
+        row = row or self.final_row(status)
+        with self._lock:
+            self._stop.set()
         _append(self.ledger_path, row)
+        with contextlib.suppress(OSError):
+            self.progress_path.unlink(missing_ok=True)
         return row
 
 
@@ -129,28 +179,56 @@ def read_attempts(run_dir: str | Path) -> list[dict]:
     return list(attempts.values())
 
 
+def progress_path(run_dir: Path, stage: str, attempt: int) -> Path:
+    return Path(run_dir) / ".ledger" / f"{stage}.{attempt}.json"
+
+
 def new_attempt(run_dir: Path, stage: str, kind: str, price: float | compute.Prices, stage_dir: Path,
                 writer: bool = True) -> Attempt:
-    """Close any attempt of this stage a kill left open (only the writing process does), then start the next.
-    `price`: compute.Prices, or a number (the GPU price; CPUs keep the default per core-hour)."""
+    """Close any attempt of this stage a kill left open (only the writing process does), then number the next.
+    Cheap on purpose: devices are found in `begin`, after the started row is on disk. `price`: compute.Prices, or
+    a number (the GPU price; CPUs keep the default per core-hour)."""
     prices = price if isinstance(price, compute.Prices) else compute.Prices(gpu_hour=float(price))
     previous = [a for a in read_attempts(run_dir) if a["stage"] == stage]
-    for row in previous:
-        if writer and row["status"] in ("started", "running"):
-            _close_killed(run_dir, row, stage_dir)
+    if writer:
+        close_open_attempts(run_dir, stage_dirs={stage: stage_dir}, stages={stage})
     number = max((a["attempt"] for a in previous), default=0) + 1
-    kind_name, count = detect_devices()
-    return Attempt(Path(run_dir) / "ledger.jsonl", stage, kind, number, prices.gpu_hour, device_kind=kind_name,
-                   device_count=count, prices=prices)
+    return Attempt(Path(run_dir) / "ledger.jsonl", stage, kind, number, prices.gpu_hour, prices=prices)
 
 
-def _close_killed(run_dir: Path, row: dict, stage_dir: Path) -> None:
-    start = datetime.fromisoformat(row["start"]).timestamp()
-    newest = max((p.stat().st_mtime for p in stage_dir.rglob("*") if p.exists()), default=start)
-    wall = max(0.0, newest - start)
-    hours = wall * row["device_count"] / 3600
-    _append(Path(run_dir) / "ledger.jsonl", {**row, "status": "killed", "wall_s": round(wall, 3),
-                                             "device_hours": hours, "cost_usd": hours * row["price_per_device_hour"]})
+def close_open_attempts(run_dir: Path, done_rows: dict | None = None, stage_dirs: dict | None = None,
+                        stages: set | None = None) -> int:
+    """Append a final row for every attempt a kill left open; returns how many. An attempt whose stage's DONE
+    names it (`done_rows`: stage -> the final row DONE carries) died after DONE and before its row: it is done.
+    Any other one is `killed`, with the work and seconds of its last progress record."""
+    closed = 0
+    for row in read_attempts(run_dir):
+        if row["status"] not in ("started", "running") or (stages is not None and row["stage"] not in stages):
+            continue
+        done = (done_rows or {}).get(row["stage"])
+        if done and done.get("attempt") == row["attempt"]:
+            final = done
+        else:
+            final = _killed_row(run_dir, row, (stage_dirs or {}).get(row["stage"]))
+        _append(Path(run_dir) / "ledger.jsonl", final)
+        progress_path(run_dir, row["stage"], row["attempt"]).unlink(missing_ok=True)
+        closed += 1
+    return closed
+
+
+def _killed_row(run_dir: Path, row: dict, stage_dir: Path | None) -> dict:
+    progress = read_json(progress_path(run_dir, row["stage"], row["attempt"]), None)
+    if progress:  # the row as of the last progress save: its work, and the seconds until then
+        wall = max(0.0, progress.pop("updated") - datetime.fromisoformat(row["start"]).timestamp())
+        row = {**progress, "wall_s": wall}
+    else:  # killed before its first progress save: only the newest file it wrote says how long it ran
+        start = datetime.fromisoformat(row["start"]).timestamp()
+        files = stage_dir.rglob("*") if stage_dir and stage_dir.is_dir() else []
+        newest = max((p.stat().st_mtime for p in files if p.exists()), default=start)
+        row = {**row, "wall_s": max(0.0, newest - start)}
+    hours = row["wall_s"] * row["device_count"] / 3600
+    return {**row, "status": "killed", "wall_s": round(row["wall_s"], 3), "device_hours": hours,
+            "cost_usd": hours * row["price_per_device_hour"]}
 
 
 def stage_costs(run_dir: str | Path) -> dict[str, dict]:

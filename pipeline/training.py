@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
+import time
 from pathlib import Path
 
 from pipeline.artifacts import atomic_write_json
@@ -47,17 +50,44 @@ def _checkpointing_name(config_cls, values: dict, trainer: dict) -> dict:
     return values
 
 
-def last_checkpoint(config) -> str | None:
-    """The newest checkpoint in the stage's checkpoint folder, so an interrupted stage resumes, not restarts."""
-    from transformers.trainer_utils import get_last_checkpoint
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+                "adapter_model.safetensors", "adapter_model.bin")
 
+
+def checkpoint_is_complete(folder: Path) -> bool:
+    """transformers writes checkpoint-N/ in place, weights first and trainer_state.json last (not atomically), and
+    rotates old ones out with rmtree: a folder is complete when its state parses and its weights are there."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = any((folder / name).is_file() for name in WEIGHT_FILES) or any(folder.glob("global_step*"))
+    return isinstance(state, dict) and "global_step" in state and weights
+
+
+def last_checkpoint(config) -> str | None:
+    """The newest COMPLETE checkpoint in the stage's checkpoint folder, so an interrupted stage resumes, not restarts.
+
+    Every training stage (sft, distill, grpo, reward_model) resumes through here. A checkpoint that a kill left
+    half-written is moved aside to `incomplete_checkpoints/` beside the checkpoint folder (outside it, so the
+    trainer's rotation never counts it) with a log line, and the next newest complete one is used.
+    """
     folder = Path(config.output_dir)
     if not folder.is_dir():
         return None
-    found = get_last_checkpoint(str(folder))
-    if found:
-        log.info("resuming from %s", found)
-    return found
+    found = sorted((p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name)),
+                   key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)), reverse=True)
+    for checkpoint in found:
+        if checkpoint_is_complete(checkpoint):
+            log.info("resuming from %s", checkpoint)
+            return str(checkpoint)
+        aside = folder.parent / "incomplete_checkpoints" / f"{checkpoint.name}.{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(checkpoint, aside)
+        log.warning("%s is incomplete (interrupted while saving): moved to %s; resuming from an older one",
+                    checkpoint, aside)
+    return None
 
 
 def write_curves(log_history: list[dict], stage_dir: Path, keys: list[str], title: str) -> dict:
