@@ -147,7 +147,6 @@ def _make_backend(cfg: GenerateStage, ctx: StageContext):
     options = dict(cfg.options)
     if cfg.backend == "procedural":
         return make_backend("procedural", **options)
-    add_special = not cfg.chat_template  # rendered chat text carries its own bos; raw text needs the tokenizer's
     batch = {"batch_size": cfg.batch_size or DEFAULT_BATCH["transformers"]}
     if cfg.backend == "transformers":
         from pipeline.generation.hf import to_best_device
@@ -159,12 +158,12 @@ def _make_backend(cfg: GenerateStage, ctx: StageContext):
 
             tokenizer = load_tokenizer(tokenizer_source)
         return make_backend("transformers", model=to_best_device(model), tokenizer=tokenizer,
-                            add_special_tokens=add_special, name=f"transformers:{cfg.model.describe()}", **batch)
+                            name=f"transformers:{cfg.model.describe()}", **batch)
     source = ctx.resolve_model(cfg.model)
     name = f"{cfg.backend}:{cfg.model.describe()}"
     if cfg.backend == "vllm":
         return make_backend("vllm", model=source, seed=ctx.seed if cfg.seed is None else cfg.seed, name=name,
-                            add_special_tokens=add_special, trust_remote_code=cfg.model.trust_remote_code, **options)
+                            trust_remote_code=cfg.model.trust_remote_code, **options)
     return make_backend("openai", model=source, name=name, **options)
 
 
@@ -206,9 +205,11 @@ def _generate_all(units, backend, params, cfg: GenerateStage, ctx: StageContext,
                                           passthrough=passthrough)
                     for u, samples in zip(todo, completions) for j, c in enumerate(samples)
                     if (u.id, j) not in store.done]
-            bar.update(store.write(rows))
-            # Into the ledger batch by batch, so a failed or interrupted attempt still accounts for its work.
+            # Into the ledger batch by batch, so a failed or interrupted attempt still accounts for its work; before
+            # the write, so a kill between the two counts a batch the next attempt redraws twice (it was computed
+            # twice) rather than never.
             ctx.ledger.add(**_count(rows, counts, greedy=params.greedy, model=cfg.backend != "procedural"))
+            bar.update(store.write(rows))
             bar.set_postfix(tok_s=f"{counts['tokens_generated'] / max(1e-9, time.time() - start):.0f}")
     seconds = time.time() - start
     return {"new_rows": counts["rows"], "resumed_rows": resumed, "tokens_generated": counts["tokens_generated"],
