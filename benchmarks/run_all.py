@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("reward_throughput", "curate_scale", "generate_throughput", "sft_throughput", "grpo_overhead")
+BENCHMARKS = ("reward_throughput", "curate_scale", "generate_throughput", "sft_throughput", "grpo_overhead",
+              "verifier_corpus")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from benchmarks import (
     reward_throughput,
     run_all,
     sft_throughput,
+    verifier_corpus,
 )
 
 
@@ -81,6 +82,23 @@ def test_grpo_overhead_smoke(capsys):
         assert figures[side]["steps"] == size["steps"]  # warm-up and the last step left out
         assert figures[side]["startup_s"] > 0
     assert 0 <= result["profile"]["own_code_share"] < 1
+
+
+def test_verifier_corpus_smoke(capsys):
+    result = run_smoke(verifier_corpus, capsys)
+    figures = result["figures"]
+    assert result["baseline"].startswith("math_verify.verify(parse(gold), parse(whole_completion))")
+    for side in ("ours", "baseline"):
+        rates = figures[side]
+        assert rates["correct"] + rates["incorrect"] == figures["completions"] > 0
+        assert rates["correct"] > 0 and rates["incorrect"] > 0  # the sample holds both labels
+        assert rates["false_positives"] == sum(rates["fp_by_kind"].values())
+        assert rates["false_negatives"] == sum(rates["fn_by_kind"].values())
+        assert rates["fp_rate"] == pytest.approx(rates["false_positives"] / rates["incorrect"], abs=1e-4)
+    assert figures["ours"]["false_positives"] == 0 and figures["ours"]["false_negatives"] == 0
+    assert result["ratio"] == pytest.approx(
+        figures["ours"]["completions_per_s"] / figures["baseline"]["completions_per_s"], rel=1e-2)
+    top_functions(result["profile"])
 
 
 def test_reward_throughput_smoke(capsys):
