@@ -32,6 +32,7 @@ _OTHER = NUMBER + r"|\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)|\\text\{[^{}\n]{1,80}
 _OTHER_RE = re.compile(_OTHER)
 _HEDGE_BEFORE_RE = re.compile("(" + _OTHER + r")\s*,?\s*or\b\s*" + _MAYBE + r"(?:\$|\\\(|\\\[)?\s*$")
 _BOX_OPENER_END_RE = re.compile(r"\\(?:boxed|fbox)\s*\{$")
+_DIGITS_APART_RE = re.compile(r"(?<=\d)\s+(?=\d)")
 _TEXT_RE = re.compile(r"\\text\s*\{([^{}]*)\}")
 _DECIMAL_RE = re.compile(r"-?\d{1,40}(?:\.\d{1,40})?")
 _HEDGE_SPAN = 60  # characters after a hedge word in which another number makes it a second candidate
@@ -286,7 +287,7 @@ def normal_form(answer: str) -> str:
     """An answer with spacing, ``$``, ``\\left``/``\\right``, thousands commas, a final period and ``\\text{}``
     wrappers removed, ``\\dfrac`` as ``\\frac``: two answers with the same normal form are the same answer."""
     answer = _TEXT_RE.sub(r"\1", answer.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
-    text = _NORMALIZE_RE.sub("", answer)
+    text = _NORMALIZE_RE.sub("", _DIGITS_APART_RE.sub("\0", answer)).replace("\0", " ")  # "1 2" is not "12"
     return str(Fraction(text)) if _DECIMAL_RE.fullmatch(text) else text  # "7.0" and "7" are one answer
 
 

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 _PLAIN_NUMBER_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _SPACING_RE = re.compile(r"\\[,!;: ]|\s+")
+_DIGIT_SPACE_RE = re.compile(r"(?<=\d)(?:\\[,!;: ]|\s)+(?=\d)")
 # What a numeric answer may carry around its number without changing it: a currency sign, a percent sign, a degree
 # mark, and unit words, bare or in \text{} ("\\$13", "18 dollars", "18\\text{ dollars}", "25\\%", "90^\\circ").
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
@@ -85,7 +86,8 @@ def plain_number(text: str) -> tuple[Fraction, bool] | None:
     """
     if len(text) > _MAX_PLAIN_CHARS:
         return None
-    text = _SPACING_RE.sub("", text.replace("{,}", ",")).strip("$").rstrip(".")
+    # a space between digits is a thousands separator ("1 000", "1\\,000") or nothing a number may hold ("1 2")
+    text = _SPACING_RE.sub("", _DIGIT_SPACE_RE.sub(",", text.replace("{,}", ","))).strip("$").rstrip(".")
     if "," in text:
         if not _THOUSANDS_RE.fullmatch(text):
             return None

@@ -168,6 +168,8 @@ GSM8K_GOLD = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nAltogether she so
         (T + "\\boxed{90^\\circ}", "90", 1.0),
         (T + "\\boxed{5.4}", "5.4 \\text{ cents}", 1.0),
         (T + "\\boxed{\\frac{270}{7} degrees}", "\\frac{270}7\\text{ degrees}", 1.0),
+        (T + "\\boxed{1 2}", "12", 0.0),  # a space between digits is a thousands separator or nothing
+        (T + "\\boxed{12 345}", "12345", 1.0),
         (T + "\\boxed{3xy}", "3", 0.0),  # letters glued to the number are not a unit
         (T + "\\boxed{2 x}", "2", 0.0),
         # an inequality is not an interval (see correctness); the set written as a set is

@@ -33,7 +33,7 @@ def test_gold_text(gold, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("42", (42, False)), ("-7", (-7, False)), ("27.0", (27, True)), ("1,234", (1234, False)), ("$5$", (5, False)),
-     ("1{,}000", (1000, False)), ("3.", (3, False)), ("1\\,000", (1000, False)), ("3, 4", None), ("1,23", None),
+     ("1{,}000", (1000, False)), ("3.", (3, False)), ("1\\,000", (1000, False)), ("1 000", (1000, False)), ("1 2", None), ("3, 4", None), ("1,23", None),
      ("\\frac{1}{2}", None), ("5 dollars", None), ("", None), ("1e5", None), ("9" * 100, None)],
 )
 def test_plain_number(text, expected):
