@@ -230,14 +230,17 @@ def extract_final_answer(answer_text: str) -> str | None:
     """The final answer written in ``answer_text`` (pass the part after ``</think>``), or None when there is none.
 
     In order of preference: the content of the last closed ``\\boxed{}``; the content of the last
-    ``<answer>...</answer>``; the last number (``1,234`` comes back as ``1234``). None, i.e. no answer, when:
+    ``<answer>...</answer>``; a math span announced as the answer with no digit after it ("The final answer is
+    $\\frac{\\pi}{2}$."); the last number (``1,234`` comes back as ``1234``). None, i.e. no answer, when:
 
     - the text was cut off inside its final answer: a box opened after the last closed one is never closed
       (``... \\boxed{8000``), or, without a box, an ``<answer>`` opened after the last ``</answer>``;
-    - it gives several candidates: two boxes (or answer tags) with different contents (compared after removing
-      spacing, ``$``, ``\\left``/``\\right``, thousands commas), a box hedged by another number ("\\boxed{7} or
-      8", "\\boxed{7}, or maybe 8", "either 7 or \\boxed{8}"), or a last number joined to the number before it by
-      a comma, ``or`` or ``and`` ("3, 4, 5", "3 or maybe 4", "x = 2 or x = 3");
+    - it gives several candidates: two boxes (or answer tags) with different contents (``normal_form``), a box
+      or announced span hedged by a different number, ``$...$`` span or ``\\text{}`` within 60 characters of
+      "or", "maybe", "perhaps", ... in its paragraph ("\\boxed{7} or 8", "\\boxed{7}, or maybe 8", "either 7 or
+      \\boxed{8}"), or a last number joined to the number before it by a comma, ``or`` or ``and`` ("3, 4, 5",
+      "3 or maybe 4", "x = 2 or x = 3"). A hedge in bare words ("\\boxed{\\text{Evelyn}} or maybe Navin") is not
+      seen;
     - the chosen box or tag is empty.
     """
     if final_box_unclosed(answer_text):

@@ -2,9 +2,12 @@
 
 Two paths:
 
-- Fast path: when both sides are plain numbers ("42", "-7", "27.0", "1,234") they are compared as exact fractions,
-  the way math_verify compares them (integers exactly; when either side has a decimal point, both rounded to 6
-  places). No sympy, no process: this is what tiny-model RL on procedural integer tasks hits thousands of times.
+- Fast path: when both sides are numbers ("42", "-7", "27.0", "1,234", and with their units stripped: "\\$13",
+  "18 dollars", "18\\text{ dollars}", "25\\%", "90^\\circ", "x = 5"; see ``numeric_value``) they are compared as
+  exact fractions, the way math_verify compares them (integers exactly; when either side has a decimal point, both
+  rounded to 6 places; a percentage against a fraction also as percentage / 100). No sympy, no process: this is
+  what tiny-model RL on procedural integer tasks hits thousands of times. An answer written exactly as the gold
+  (``normal_form``: spacing, ``\\left``/``\\right``, ``\\dfrac``, ``\\text{}`` aside) is equal without parsing.
 - Slow path: math_verify ``parse`` + ``verify`` in a worker process (``_verify_worker.py``), one request at a time.
   The worker bounds each check with its own ``setitimer`` alarm (it runs in its own main thread, so this works
   whatever thread calls us); if the worker does not answer within ``timeout_s`` + 1 s (C code that never yields to

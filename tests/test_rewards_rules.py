@@ -168,6 +168,11 @@ GSM8K_GOLD = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nAltogether she so
         (T + "\\boxed{90^\\circ}", "90", 1.0),
         (T + "\\boxed{5.4}", "5.4 \\text{ cents}", 1.0),
         (T + "\\boxed{\\frac{270}{7} degrees}", "\\frac{270}7\\text{ degrees}", 1.0),
+        (T + "\\boxed{18} (or \\$18)", "18", 1.0),  # the same answer again is no hedge
+        (T + "\\boxed{\\$1,080.00}", "1080", 1.0),
+        (T + "The answer is 18 dollars.", "18", 1.0),
+        (T + "\\boxed{18 \\pm 1}", "18", 0.0),
+        (T + "\\boxed{-18}", "18", 0.0),
         (T + "\\boxed{1 2}", "12", 0.0),  # a space between digits is a thousands separator or nothing
         (T + "\\boxed{12 345}", "12345", 1.0),
         (T + "\\boxed{3xy}", "3", 0.0),  # letters glued to the number are not a unit
