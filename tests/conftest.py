@@ -1,7 +1,19 @@
 """Offline always; tiny models built once per session."""
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+# huggingface_hub, transformers and datasets read HF_HOME when first imported, so the session's HF_HOME is fixed
+# here, before any test module imports them; `reasonforge` subprocesses inherit it. It starts empty (no cache from
+# the machine leaks into a test); the `offline_hub` fixture fills it with the hub ids the recipes name.
+HF_HOME = Path(tempfile.mkdtemp(prefix="reasonforge-hf-home-"))
+atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)
+os.environ["HF_HOME"] = str(HF_HOME)
+for _name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE"):
+    os.environ.pop(_name, None)  # each would override its folder under HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -25,3 +37,16 @@ def tiny_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny") / "model"
     models.save_model(model, tok, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def offline_hub(request, tmp_path_factory):
+    """HF_HOME (a Path) holding an offline hub cache built by tests/offline_hub.py: the shipped recipes' model ids
+    (config, tokenizer, chat template, generation config; no weights) and dataset ids (a few dozen rows in the public
+    schema) resolve by hub id with HF_HUB_OFFLINE=1, in-process and in `reasonforge` subprocesses. Once a test has
+    used it, those ids resolve for the rest of the session. The converted tokenizers are kept in pytest's cache."""
+    from tests.offline_hub import build_offline_hub
+
+    cache = getattr(request.config, "cache", None)
+    work_dir = cache.mkdir("offline_hub") if cache is not None else tmp_path_factory.mktemp("offline_hub_work")
+    return build_offline_hub(HF_HOME, work_dir)
