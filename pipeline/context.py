@@ -67,7 +67,8 @@ class StageContext:
         from pipeline import models
 
         return models.load_model_and_tokenizer(self.resolve_model(ref), seed=self.seed,
-                                               trust_remote_code=ref.trust_remote_code, **kwargs)
+                                               trust_remote_code=ref.trust_remote_code,
+                                               config_overrides=ref.config_overrides, **kwargs)
 
     def load_dataset(self, ref: DataRef):
         from pipeline.data.loading import load_data_ref

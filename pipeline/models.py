@@ -7,6 +7,8 @@ checks that agreement and says so when it is broken.
 
 from __future__ import annotations
 
+import difflib
+import json
 import logging
 import string
 
@@ -17,7 +19,10 @@ ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 
 # Our template for base models that have none. `{% generation %}` marks the assistant turn so that TRL's
 # assistant_only_loss trains on exactly that turn; the turn ends with eos_token, which is what teaches stopping.
+# It opens with the tokenizer's bos when there is one: a Llama/Mistral base model was pretrained with a BOS first,
+# and chat text is tokenized without the tokenizer's own special tokens (see encode_prompt).
 CHAT_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
     "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}{{ '\n' }}"
@@ -78,20 +83,46 @@ def build_tiny_model(params: dict, tokenizer, seed: int = 0):
 
 
 def load_model_and_tokenizer(source, seed: int = 0, trust_remote_code: bool = False, dtype=None,
-                             add_think_tokens: bool = False, check_eos: bool = True):
-    """(model, tokenizer) from a hub id, a local save_pretrained folder, or a tiny-init parameter dict."""
+                             add_think_tokens: bool = False, check_eos: bool = True, config_overrides=None):
+    """(model, tokenizer) from a hub id, a local save_pretrained folder, or a tiny-init parameter dict;
+    `config_overrides` are set on the config before the weights load (see load_config)."""
     if isinstance(source, dict):
+        if config_overrides:
+            raise ValueError("config_overrides applies to a hub id or folder; size a tiny model with its own "
+                             "parameters ({init: tiny, max_positions: 1024, ...})")
         tokenizer = build_char_tokenizer()
         return build_tiny_model(source, tokenizer, seed), tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code,
+    config = load_config(source, config_overrides, trust_remote_code) if config_overrides else None
+    model = AutoModelForCausalLM.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
                                                  dtype=dtype or "auto")
     prepare_for_chat(model, tokenizer, add_think_tokens=add_think_tokens)
     if check_eos:
         check_eos_agreement(tokenizer, model.generation_config, source=str(source))
     return model, tokenizer
+
+
+def load_config(source, overrides: dict, trust_remote_code: bool = False, **extra):
+    """The model's config with `overrides` set (max_position_embeddings, rope_parameters, ...): it then travels with
+    the model into save_pretrained. A key the config does not have is a one-line ValueError naming it, since
+    transformers would otherwise keep it as an inert attribute (rope_theta under transformers 5 is one)."""
+    from transformers import AutoConfig
+
+    config, unused = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                                return_unused_kwargs=True, **overrides, **extra)
+    if unused:
+        key = min(unused)
+        rope = getattr(config, "rope_parameters", None)
+        if isinstance(rope, dict) and key in rope:
+            fix = f"it sits inside rope_parameters: write rope_parameters: {json.dumps({**rope, key: unused[key]})}"
+        else:
+            close = difflib.get_close_matches(key, config.to_dict(), n=1)
+            fix = f"did you mean '{close[0]}'?" if close else "use a key of the model's config.json"
+        raise ValueError(f"model {source}: config_overrides key '{key}' is not a field of its "
+                         f"{type(config).__name__}; {fix}")
+    return config
 
 
 def load_tokenizer(source, trust_remote_code: bool = False):
@@ -119,6 +150,33 @@ def prepare_for_chat(model, tokenizer, add_think_tokens: bool = False) -> None:
         gen.eos_token_id = tokenizer.eos_token_id
     if gen.pad_token_id is None:
         gen.pad_token_id = tokenizer.pad_token_id
+
+
+def uses_bos(tokenizer) -> bool:
+    """Whether the model family starts every sequence with BOS: the tokenizer has one and either adds it to text by
+    itself (Llama, Mistral) or its chat template writes it (DeepSeek, Llama 3). Qwen has no bos: False."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    return "bos_token" in template or tokenizer("a")["input_ids"][:1] == [bos]
+
+
+def with_one_bos(tokenizer, ids: list[int], bos: bool | None = None) -> list[int]:
+    """`ids` starting with exactly one BOS when the family uses one (`bos`, computed when None), untouched
+    otherwise: a template that writes BOS plus a tokenizer that adds it would give two, a template without it none."""
+    if not (uses_bos(tokenizer) if bos is None else bos):
+        return list(ids)
+    start = 0
+    while start < len(ids) and ids[start] == tokenizer.bos_token_id:
+        start += 1
+    return [tokenizer.bos_token_id, *ids[start:]]
+
+
+def encode_prompt(tokenizer, text: str, bos: bool | None = None) -> list[int]:
+    """Token ids of a prompt (rendered chat text or raw text) as the model must see it: the text's own tokens,
+    with exactly one leading BOS when the family uses one. Every path that tokenizes a prompt goes through here."""
+    return with_one_bos(tokenizer, tokenizer(text, add_special_tokens=False)["input_ids"], bos)
 
 
 def set_turn_end(model, tokenizer, token: str) -> None:

@@ -62,13 +62,6 @@ def render_dataset(dataset, answers_only: bool = False, system_prompt: str | Non
     return datasets.Dataset.from_list(rows)
 
 
-def to_prompt_completion(dataset):
-    """messages -> conversational prompt/completion (everything before the last turn / the last turn), the format
-    TRL's completion-only loss works on when a chat template has no {% generation %} markers."""
-    return dataset.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
-                       remove_columns=["messages"])
-
-
 def mixture_counts(sizes: list[int], weights: list[float]) -> list[int]:
     """How many rows each dataset contributes: weight x its size, rounded (0.5 = half of it, 2 = it twice)."""
     return [max(1, round(size * weight)) if size else 0 for size, weight in zip(sizes, weights)]
@@ -94,16 +87,6 @@ def token_lengths(dataset, tokenizer, column: str = "messages") -> list[int]:
     """Token count of each chat as the chat template renders it (what TRL tokenizes)."""
     def lengths(batch):
         ids = tokenizer.apply_chat_template(batch[column], tokenize=True, return_dict=True)["input_ids"]
-        return {"n": [len(x) for x in ids]}
-
-    return dataset.map(lengths, batched=True, batch_size=256, remove_columns=dataset.column_names)["n"]
-
-
-def prompt_completion_lengths(dataset, tokenizer) -> list[int]:
-    """Token count of prompt + completion for the prompt/completion format."""
-    def lengths(batch):
-        chats = [p + c for p, c in zip(batch["prompt"], batch["completion"])]
-        ids = tokenizer.apply_chat_template(chats, tokenize=True, return_dict=True)["input_ids"]
         return {"n": [len(x) for x in ids]}
 
     return dataset.map(lengths, batched=True, batch_size=256, remove_columns=dataset.column_names)["n"]

@@ -80,3 +80,77 @@ def test_divergence_is_zero_for_a_model_against_itself_and_counts_response_token
     assert abs(same["kl"]) < 1e-6 and abs(same["jsd"]) < 1e-6
     apart = divergence(model, other, tok, chats)
     assert apart["kl"] > 0.01 and 0 < apart["jsd"] <= 0.6932  # JSD(0.5) is bounded by ln 2
+
+
+def _full_divergence(teacher, student, tok, chats):
+    """The stage's former computation: full-vocabulary float32 log-softmax of every position's logits at once."""
+    import math
+
+    import torch
+
+    from pipeline.stages.distill import _encode
+
+    kl = jsd = count = 0.0
+    for messages in chats:
+        tokens, first, end = _encode(tok, messages)
+        with torch.no_grad():
+            t, s = (torch.log_softmax(m(torch.tensor([tokens])).logits[0, :-1].float(), -1) for m in (teacher, student))
+        vocab = min(t.shape[-1], s.shape[-1])
+        t, s = t[first - 1:end - 1, :vocab], s[first - 1:end - 1, :vocab]
+        m = torch.logsumexp(torch.stack([t, s]), dim=0) - math.log(2)
+        kl += (t.exp() * (t - s)).sum().item()
+        jsd += (0.5 * (t.exp() * (t - m)).sum() + 0.5 * (s.exp() * (s - m)).sum()).item()
+        count += end - first
+    return {"kl": kl / count, "jsd": jsd / count, "tokens": count}
+
+
+def test_divergence_in_bounded_blocks_equals_the_full_computation(monkeypatch):
+    from pipeline.stages import distill
+    from tests import real_tokenizers as rt
+
+    tok = rt.r1_distill_tokenizer()  # a real 129k vocabulary
+    teacher, student = rt.tiny_model(tok, hidden=32, seed=0), rt.tiny_model(tok, hidden=16, seed=1)
+    student.resize_token_embeddings(len(tok) + 7)  # padded rows past the tokenizer are cut, as before
+    chats = [[{"role": "user", "content": "What is 12+30?"},
+              {"role": "assistant", "content": "<think>\n12 plus 30 is 42, since 2+0=2 and 1+3=4\n</think>\n42"}],
+             [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]]
+    widest = []
+    original = distill._block_log_probs
+
+    def spy(model, hidden, positions, vocab):
+        out = original(model, hidden, positions, vocab)
+        widest.append(out.numel())
+        return out
+
+    monkeypatch.setattr(distill, "_block_log_probs", spy)
+    budget = 4 * len(tok)  # four positions per block
+    got = distill.divergence(teacher, student, tok, chats, logit_budget=budget)
+    want = _full_divergence(teacher, student, tok, chats)
+    assert got["tokens"] == want["tokens"] > 8 and got["blocks"] >= got["tokens"] / 4 > 2
+    assert abs(got["kl"] - want["kl"]) <= 1e-4 * want["kl"] and abs(got["jsd"] - want["jsd"]) <= 1e-4 * want["jsd"]
+    assert max(widest) <= budget  # no tensor of log-probabilities larger than the budget
+
+
+def test_gkd_rows_keep_the_thinking_under_an_r1_template():
+    """GKD's collator renders bare `messages` through the template, which an R1-Distill template strips of the
+    thinking; the stage's rows are tokenized as sft tokenizes them, and the collator trains on all of the reply."""
+    import logging
+
+    import datasets
+
+    from pipeline.sft_data import render_dataset
+    from pipeline.stages.distill import gkd_classes, training_rows
+    from tests import real_tokenizers as rt
+
+    gkd_classes()
+    from trl.experimental.utils import DataCollatorForChatML
+
+    tok = rt.r1_distill_tokenizer()
+    rows = [trace_row(f"{a}+{b}=?", f"{a} plus {b} makes {a + b}", str(a + b), id=f"r{a}", source="t")
+            for a, b in ((1, 2), (30, 12))]
+    data = training_rows(render_dataset(datasets.Dataset.from_list(rows)), tok, 512, logging.getLogger("test"))
+    batch = DataCollatorForChatML(tokenizer=tok, max_length=512)(list(data))
+    labeled = [tok.decode([t for t in row.tolist() if t != -100]) for row in batch["labels"]]
+    assert labeled == [f"{r['thinking']}\n</think>\n{r['answer']}{rt.EOS}" for r in rows], labeled
+    prompts = [tok.decode([t for t in row.tolist() if t != tok.pad_token_id]) for row in batch["prompts"]]
+    assert all(p.startswith(rt.BOS) and p.endswith("<｜Assistant｜><think>\n") for p in prompts), prompts

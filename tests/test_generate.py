@@ -69,7 +69,7 @@ def test_transformers_sampling_is_seeded_and_stop_strings_cut(varied_model):
     for c in flat:
         assert not any(s in c.text for s in stops)
         if c.stop_reason:
-            assert c.finish_reason == "stop" and c.completion_tokens < 16
+            assert c.finish_reason == "stop" and c.completion_tokens <= 16  # a stop may be the 16th token
 
 
 def test_transformers_eos_ends_with_stop(tiny_model_dir):

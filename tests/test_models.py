@@ -74,3 +74,38 @@ def test_set_turn_end_fixes_a_chatml_style_base_model(tiny_model_dir):
     models.set_turn_end(model, tok, "<|im_end|>")
     models.check_eos_agreement(tok, model.generation_config)
     assert tok.eos_token == "<|im_end|>" and 2 in model.generation_config.eos_token_id
+
+
+def test_config_overrides_apply_before_the_weights_load_and_are_saved(tiny_model_dir, tmp_path):
+    import torch
+    from transformers import AutoConfig
+
+    plain, _ = models.load_model_and_tokenizer(str(tiny_model_dir))
+    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir), config_overrides={
+        "max_position_embeddings": 2048, "rope_parameters": {"rope_type": "default", "rope_theta": 50000.0}})
+    assert model.config.max_position_embeddings == 2048 and plain.config.max_position_embeddings == 512
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain.state_dict().values()))
+    ids = torch.tensor([tok("12+3=")["input_ids"]])
+    assert not torch.allclose(model(ids).logits, plain(ids).logits)  # the new rope base is really used
+    models.save_model(model, tok, tmp_path / "long")
+    saved = AutoConfig.from_pretrained(tmp_path / "long")
+    assert saved.max_position_embeddings == 2048 and saved.rope_parameters["rope_theta"] == 50000.0
+
+
+@pytest.mark.parametrize("key,hint", [("max_position_embedding", "did you mean 'max_position_embeddings'"),
+                                      ("rope_theta", "it sits inside rope_parameters: write rope_parameters: ")])
+def test_unknown_config_override_is_one_line_naming_the_key(tiny_model_dir, key, hint):
+    with pytest.raises(ValueError) as caught:
+        models.load_model_and_tokenizer(str(tiny_model_dir), config_overrides={key: 4096})
+    message = str(caught.value)
+    assert f"config_overrides key '{key}' is not a field of its LlamaConfig; {hint}" in message
+    assert "\n" not in message
+
+
+def test_config_overrides_parse_in_a_model_reference():
+    from pipeline.refs import RefError, parse_model_ref
+
+    ref = parse_model_ref({"path": "Qwen/Qwen2.5-Math-1.5B", "config_overrides": {"max_position_embeddings": 32768}})
+    assert ref.config_overrides == {"max_position_embeddings": 32768}
+    with pytest.raises(RefError, match="config_overrides: expected a mapping"):
+        parse_model_ref({"path": "x", "config_overrides": 32768})

@@ -136,8 +136,9 @@ def test_pairs_follow_a_verify_step_when_rows_carry_one():
     assert len(make_pairs(rows, scores, None, cfg, random.Random(0))) == 1
 
 
-def test_reward_model_from_tiny_init_keeps_backbone_and_holds_out_pairs(tmp_path, tiny_model_dir):
+def test_reward_model_from_tiny_init_keeps_backbone_and_holds_out_pairs(tmp_path, tiny_model_dir, monkeypatch):
     from transformers import AutoModelForCausalLM
+    from trl import RewardTrainer
 
     from pipeline import models
     from pipeline.stages.reward_model import load_reward_model
@@ -154,6 +155,16 @@ def test_reward_model_from_tiny_init_keeps_backbone_and_holds_out_pairs(tmp_path
     data = write_jsonl(tmp_path / "pairs.jsonl", pairs)
     stage = (f"rm: {{kind: reward_model, model: {{init: tiny, layers: 1, hidden: 32, heads: 2, kv_heads: 1}}, "
              f"data: {data}, eval_fraction: 0.25, trainer: {{max_steps: 4, per_device_train_batch_size: 8}}}}\n")
+    # the final save must be the trainer's own (a collective that gathers ZeRO-3/FSDP shards), not a rank-0 unwrap
+    saved = []
+    original = RewardTrainer.save_model
+
+    def spy(self, output_dir=None, _internal_call=False):
+        if not _internal_call:
+            saved.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return original(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(RewardTrainer, "save_model", spy)
     result = runner.run(load_recipe(write_recipe(tmp_path, stage)))["rm"]
     assert result.metrics["pairs_eval"] == 10 and result.metrics["pairs_train"] == 30
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -161,3 +172,5 @@ def test_reward_model_from_tiny_init_keeps_backbone_and_holds_out_pairs(tmp_path
     model = AutoModelForSequenceClassification.from_pretrained(result.model)
     tok = AutoTokenizer.from_pretrained(result.model)
     assert model.config.num_labels == 1 and model.config.pad_token_id == tok.pad_token_id is not None
+    assert len(saved) == 1 and saved[0].keys() == model.state_dict().keys()
+    assert all(saved[0][k].equal(v) for k, v in model.state_dict().items())  # reloads as trained

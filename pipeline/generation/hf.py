@@ -23,14 +23,15 @@ log = logging.getLogger(__name__)
 class TransformersBackend:
     wants_messages = False
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, add_special_tokens: bool = False,
-                 name: str | None = None):
+    def __init__(self, model, tokenizer, batch_size: int = 32, name: str | None = None):
+        from pipeline.models import uses_bos
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size
-        # Rendered chat text already holds whatever bos the template adds; raw prompts (no template) need it.
-        self.add_special_tokens = add_special_tokens
+        # Rendered chat text may hold the template's bos and raw text none: encode_prompt gives one either way.
+        self.bos = uses_bos(tokenizer)
         self.name = name or f"transformers:{getattr(model, 'name_or_path', '') or type(model).__name__}"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -77,8 +78,11 @@ class TransformersBackend:
     def _generate_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
         import torch
 
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
-                             add_special_tokens=self.add_special_tokens).to(self.model.device)
+        from pipeline.models import encode_prompt
+
+        ids = [encode_prompt(self.tokenizer, p, self.bos) for p in prompts]
+        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, padding_side="left",
+                                 return_tensors="pt").to(self.model.device)
         per_prompt = 1 if params.greedy else params.n
         torch.manual_seed(seed)
         with torch.inference_mode():

@@ -1,10 +1,11 @@
 """The `vllm` backend: vLLM's offline engine (`vllm.LLM` + `vllm.SamplingParams`), imported only when used.
 
 vLLM is an optional extra (`pip install 'reasonforge[vllm]'`): its wheels pin their own torch and transformers, so
-it lives in its own environment (TRL-ON-CPU.md). Prompts are tokenized here and handed over as token ids, so the
-chat template's bos is not doubled by vLLM's own tokenization. Every request gets its own seed derived from
-(seed, prompt), so a resumed run redraws exactly what was lost whatever the batching; vLLM schedules and batches
-the whole list itself (continuous batching, prefix caching shares the prompt across the n samples).
+it lives in its own environment (TRL-ON-CPU.md). Prompts are tokenized here (`pipeline.models.encode_prompt`) and
+handed over as token ids, so each starts with exactly one bos, never two (template + tokenizer) nor none (raw text).
+Every request gets its own seed derived from (seed, prompt), so a resumed run redraws exactly what was lost
+whatever the batching; vLLM schedules and batches the whole list itself (continuous batching, prefix caching
+shares the prompt across the n samples).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from pipeline.generation import (
     render_with,
     sample_seed,
 )
+from pipeline.models import encode_prompt, uses_bos
 
 
 class VLLMBackend:
     wants_messages = False
 
-    def __init__(self, model: str, tokenizer: str | None = None, seed: int = 0, add_special_tokens: bool = False,
-                 trust_remote_code: bool = False, name: str | None = None, **engine_options):
+    def __init__(self, model: str, tokenizer: str | None = None, seed: int = 0, trust_remote_code: bool = False,
+                 name: str | None = None, **engine_options):
         """`engine_options` go to `vllm.LLM` unchanged: tensor_parallel_size, gpu_memory_utilization, dtype,
         max_model_len, enforce_eager, enable_prefix_caching, ..."""
         try:
@@ -38,7 +40,7 @@ class VLLMBackend:
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer, seed=seed, trust_remote_code=trust_remote_code,
                             **engine_options)
         self.tokenizer = self.llm.get_tokenizer()
-        self.add_special_tokens = add_special_tokens
+        self.bos = uses_bos(self.tokenizer)  # encode_prompt: one BOS for rendered and raw prompts alike
         self.name = name or f"vllm:{model}"
         self._parameters = _count_parameters(self.llm)
 
@@ -51,8 +53,7 @@ class VLLMBackend:
 
     def generate(self, prompts: list[str], params: SamplingParams, rows=None) -> list[list[Completion]]:
         per_prompt = 1 if params.greedy else params.n
-        inputs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=self.add_special_tokens)["input_ids"]}
-                  for p in prompts]
+        inputs = [{"prompt_token_ids": encode_prompt(self.tokenizer, p, self.bos)} for p in prompts]
         sampling = [self._vllm.SamplingParams(
             n=per_prompt, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
             seed=sample_seed(params.seed, p), stop=list(params.stop) or None, skip_special_tokens=True,

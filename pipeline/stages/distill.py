@@ -17,7 +17,9 @@ vocabulary, so tokenizers are compared first and a mismatch is a one-line error.
 The stage measures what it is for: the mean per-token KL(teacher || student) and JSD between the two models on
 held-out prompts + responses, before and after training (`kl_before`, `kl_after`, `jsd_before`, `jsd_after`).
 The teacher's tokenizer and chat template are the ones used for the data and saved with the student, since the
-teacher's distributions only mean something under the template it was trained with.
+teacher's distributions only mean something under the template it was trained with. Replies are tokenized as the
+sft stage tokenizes them (`pipeline.sft_render`): after the template's generation prompt, never through the
+template, so an R1-Distill template cannot drop their thinking from training or from the divergence measure.
 """
 
 from __future__ import annotations
@@ -96,60 +98,71 @@ def align_vocab(teacher, student, tokenizer, log) -> None:
 
 
 def _encode(tokenizer, messages: list[dict]) -> tuple[list[int], int, int]:
-    """(token ids of the whole chat, first response token, end of the response: past its eos when it has one,
-    so text the template adds after the turn is not scored)."""
-    full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=True, return_dict=True,
-                                           add_generation_prompt=True)["input_ids"]
-    start = 0
-    while start < min(len(full), len(prompt)) and full[start] == prompt[start]:
-        start += 1
-    eos = [i for i in range(start, len(full)) if full[i] == tokenizer.eos_token_id]
-    return full, start, (eos[-1] + 1 if eos else len(full))
+    """(token ids of the chat, first response token, its end): rendered as the sft stage renders a reply (its
+    thinking kept, whatever the template does to assistant turns, ended by the turn-end token)."""
+    from pipeline import models
+    from pipeline.sft_render import tokenize_prompt_completion, turn_end_id
+
+    row = tokenize_prompt_completion(tokenizer, messages, turn_end_id(tokenizer), models.uses_bos(tokenizer))
+    return row["input_ids"], row["completion_mask"].index(1), len(row["input_ids"])
 
 
-def _log_probs(model, ids, mask):
+# float32 elements of one block of log-probabilities (256 MB): a block holds LOGIT_BUDGET // vocabulary positions
+LOGIT_BUDGET = 2 ** 26
+
+
+def _final_hidden(model, tokens: list[int]):
+    """The last hidden states of one sequence, [length, hidden]: the logits are taken from them block by block."""
     import torch
 
     device = next(model.parameters()).device
     with torch.no_grad():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1]
-    return torch.log_softmax(logits.float().cpu(), dim=-1)
+        return model.base_model(input_ids=torch.tensor([tokens], device=device)).last_hidden_state[0]
 
 
-def divergence(teacher, student, tokenizer, conversations: list[list[dict]], batch_size: int = 16) -> dict:
+def _block_log_probs(model, hidden, positions, vocab: int):
+    """float32 log-softmax over the model's full vocabulary at `positions`, cut to the first `vocab` entries."""
+    import torch
+
+    with torch.no_grad():
+        logits = model.get_output_embeddings()(hidden[positions.to(hidden.device)]).float()
+    return torch.log_softmax(logits, dim=-1)[:, :vocab]
+
+
+def divergence(teacher, student, tokenizer, conversations: list[list[dict]], logit_budget: int = LOGIT_BUDGET) -> dict:
     """Mean per-token KL(teacher || student) and JSD(0.5) over the response tokens (eos included) of `conversations`,
-    each position scored on the teacher's and the student's full next-token distributions."""
+    each position scored on the teacher's and the student's full next-token distributions.
+
+    Memory stays bounded whatever the vocabulary and length: one sequence at a time, the language-model head applied
+    to blocks of at most `logit_budget // vocabulary` scored positions (the prompt's positions are never projected).
+    Whole batches of full log-softmax tensors, as before, would be ~100 GB of float32 at 152k tokens x 16k positions.
+    Shortcut: logits are the output embedding applied to the base model's last hidden state, which is what Llama,
+    Qwen and Mistral models compute (a model with logit soft-capping would need its own head here)."""
     import math
 
     import torch
 
     teacher.eval()
     student.eval()
+    vocab = min(teacher.get_output_embeddings().weight.shape[0], student.get_output_embeddings().weight.shape[0])
+    step = max(1, logit_budget // vocab)
     kl_sum = jsd_sum = 0.0
-    count = 0
-    for start in range(0, len(conversations), batch_size):
-        encoded = [_encode(tokenizer, m) for m in conversations[start:start + batch_size]]
-        width = max(len(ids) for ids, _, _ in encoded)
-        # right padding: with a causal mask the real tokens keep their positions and never see the pads
-        ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        scored = torch.zeros_like(ids, dtype=torch.bool)
-        for row, (tokens, first, end) in enumerate(encoded):
-            ids[row, :len(tokens)] = torch.tensor(tokens)
-            mask[row, :len(tokens)] = 1
-            scored[row, first:end] = True
-        t, s = _log_probs(teacher, ids, mask), _log_probs(student, ids, mask)
-        vocab = min(t.shape[-1], s.shape[-1])
-        t, s = t[..., :vocab], s[..., :vocab]
-        target = scored[:, 1:]  # the logits at i predict token i + 1
-        kl = (t.exp() * (t - s)).sum(-1)
-        m = torch.logsumexp(torch.stack([t, s]), dim=0) - math.log(2)
-        jsd = 0.5 * (t.exp() * (t - m)).sum(-1) + 0.5 * (s.exp() * (s - m)).sum(-1)
-        kl_sum += kl[target].sum().item()
-        jsd_sum += jsd[target].sum().item()
-        count += int(target.sum())
-    return {"kl": kl_sum / max(count, 1), "jsd": jsd_sum / max(count, 1), "tokens": count}
+    count = blocks = 0
+    for messages in conversations:
+        tokens, first, end = _encode(tokenizer, messages)
+        positions = torch.arange(max(first, 1) - 1, end - 1)  # the logits at i predict token i + 1
+        if not len(positions):
+            continue
+        t_hidden, s_hidden = _final_hidden(teacher, tokens), _final_hidden(student, tokens)
+        for block in positions.split(step):
+            t = _block_log_probs(teacher, t_hidden, block, vocab)
+            s = _block_log_probs(student, s_hidden, block, vocab).to(t.device)
+            m = torch.logsumexp(torch.stack([t, s]), dim=0) - math.log(2)
+            kl_sum += (t.exp() * (t - s)).sum().item()
+            jsd_sum += (0.5 * (t.exp() * (t - m)).sum() + 0.5 * (s.exp() * (s - m)).sum()).item()
+            count += len(block)
+            blocks += 1
+    return {"kl": kl_sum / max(count, 1), "jsd": jsd_sum / max(count, 1), "tokens": count, "blocks": blocks}
 
 
 def load_pair(cfg: DistillStage, ctx: StageContext):
@@ -182,6 +195,17 @@ def load_splits(cfg: DistillStage, ctx: StageContext):
     return train, held
 
 
+def training_rows(data, tokenizer, max_length: int | None, log):
+    """The rows GKD trains on, tokenized as the sft stage tokenizes prompt/completion pairs and checked the same way:
+    given only `messages`, GKD's collator would render replies through the template, and R1-Distill or Qwen3
+    templates drop the thinking. `messages` stays: the collator reads the prompt from it."""
+    from pipeline.sft_render import check_rendered_example, tokenize_dataset
+
+    log.info("checked example 0 as it will be trained: %s",
+             check_rendered_example(tokenizer, data[0]["messages"], "completion"))
+    return tokenize_dataset(data, tokenizer, keep_messages=True, max_length=max_length)
+
+
 def gkd_classes():
     import warnings
 
@@ -206,6 +230,7 @@ def run(cfg: DistillStage, ctx: StageContext) -> StageResult:
                  before["jsd"], before["tokens"])
     args = build_trl_config(GKDConfig, cfg.trainer, ctx.stage_dir, ctx.seed,
                             {"include_num_input_tokens_seen": "non_padding"})
+    data = training_rows(data, tokenizer, args.max_length, ctx.log)
     trainer = GKDTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data,
                          processing_class=tokenizer)
     params = count_parameters(student)

@@ -41,11 +41,12 @@ class RewardModelStage:
             raise ValueError(f"eval_fraction: must be in [0, 1), got {self.eval_fraction}")
 
 
-def load_reward_model(source, seed: int = 0, trust_remote_code: bool = False):
+def load_reward_model(source, seed: int = 0, trust_remote_code: bool = False, config_overrides: dict | None = None):
     """(AutoModelForSequenceClassification with num_labels=1, tokenizer) from a folder/hub id or a tiny-init dict.
 
-    From a folder the backbone weights of a causal LM load by name; for {init: tiny} the tiny causal LM is built
-    and its backbone copied in. The tokenizer gets a pad token and our chat template when it has none.
+    From a folder the backbone weights of a causal LM load by name (with `config_overrides` set on its config
+    first); for {init: tiny} the tiny causal LM is built and its backbone copied in. The tokenizer gets a pad token
+    and our chat template when it has none.
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -61,7 +62,8 @@ def load_reward_model(source, seed: int = 0, trust_remote_code: bool = False):
         model = AutoModelForSequenceClassification.from_config(config)
         model.base_model.load_state_dict(causal.base_model.state_dict())
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1,
+        config = models.load_config(source, config_overrides or {}, trust_remote_code, num_labels=1)
+        model = AutoModelForSequenceClassification.from_pretrained(source, config=config,
                                                                    trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -131,7 +133,8 @@ def run(cfg: RewardModelStage, ctx: StageContext) -> StageResult:
     train, evaluation = held_out(cfg, ctx, train)
     if evaluation is not None:
         check_pairs(evaluation, "eval_data")
-    model, tokenizer = load_reward_model(ctx.resolve_model(cfg.model), ctx.seed, cfg.model.trust_remote_code)
+    model, tokenizer = load_reward_model(ctx.resolve_model(cfg.model), ctx.seed, cfg.model.trust_remote_code,
+                                         cfg.model.config_overrides)
     defaults = {"logging_steps": 10, "save_steps": 200, "include_num_input_tokens_seen": "non_padding"}
     trainer_args = training.yaml_scientific_to_float(cfg.trainer)
     config = training.build_trl_config(RewardConfig, trainer_args, ctx.stage_dir, ctx.seed, defaults)
@@ -153,5 +156,6 @@ def run(cfg: RewardModelStage, ctx: StageContext) -> StageResult:
     if ctx.is_main_process:
         training.write_curves(history, ctx.stage_dir / "report", ["loss", "accuracy", "margin"],
                               title=f"reward model {ctx.name}")
-        models.save_model(trainer.accelerator.unwrap_model(trainer.model), tokenizer, ctx.stage_dir / "model")
+    # every process: under ZeRO-3/FSDP the save gathers the sharded weights (a collective) before rank 0 writes
+    training.save_trained_model(trainer, tokenizer, ctx.stage_dir / "model", ctx.is_main_process)
     return StageResult(model="model", report="report", metrics=metrics)

@@ -14,8 +14,13 @@ resuming from the newest checkpoint in the stage dir; save model + tokenizer + t
 into `curves.json`/`curves.png`, and the tokens trained into the ledger.
 
 The loss covers the assistant turn only (assistant_only_loss, through the template's {% generation %} markers,
-which include the eos). When a model's own template has no markers and TRL knows no patched version of it, the
-rows become prompt/completion pairs and the loss covers the completion only; the log says so.
+which include the eos). When a model's own template has no markers and TRL knows no patched version of it, or
+when rendering through it loses the thinking (R1-Distill and Qwen3 templates keep only what follows `</think>`),
+the rows become prompt/completion pairs that the stage tokenizes itself and the loss covers the completion only;
+the log says so. Either way one example is rendered as training renders it and checked before any step
+(`pipeline.sft_render.check_rendered_example`): a reply that lost its thinking, answer or turn end stops the stage.
+A recipe `max_length` above the model's max_position_embeddings stops it too (raise the limit with
+`model: {path: ..., config_overrides: {max_position_embeddings: N}}`).
 """
 
 from __future__ import annotations
@@ -109,32 +114,33 @@ def load_examples(refs: list[DataRef], ctx: StageContext, answers_only: bool, sy
     return data
 
 
-def choose_loss_mode(tokenizer, trainer: dict, log) -> str:
-    """'assistant' (loss on the assistant turn), 'completion' (prompt/completion fallback) or 'full'."""
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+def choose_loss_mode(tokenizer, trainer: dict, example: list[dict], log) -> str:
+    """'assistant' (TRL renders the chat, loss on the assistant turn), 'completion' (prompt/completion pairs the
+    stage tokenizes, loss on the completion) or 'full' (those pairs, loss on every token). Assistant loss is used
+    only when rendering `example` that way keeps its thinking, answer, turn end and BOS."""
+    from pipeline.sft_render import check_rendered_example, training_template
 
     if not trainer.get("assistant_only_loss", True):
         return "completion" if trainer.get("completion_only_loss") else "full"
-    if has_generation_markers(tokenizer.chat_template):
-        return "assistant"
+    if training_template(tokenizer) is None:
+        log.warning("the chat template has no {% generation %} markers and TRL has no patched version of it: "
+                    "training on prompt/completion pairs with completion-only loss instead of assistant_only_loss")
+        return "completion"
     try:
-        if get_training_chat_template(tokenizer) is not None:
-            log.info("the chat template has no {% generation %} markers; TRL patches its known template for training")
-            return "assistant"
-    except ValueError:
-        pass
-    log.warning("the chat template has no {% generation %} markers and TRL has no patched version of it: "
-                "training on prompt/completion pairs with completion-only loss instead of assistant_only_loss")
-    return "completion"
+        check_rendered_example(tokenizer, example, "assistant")
+    except ValueError as error:
+        log.warning("%s. Training on prompt/completion pairs with completion-only loss instead", error)
+        return "completion"
+    return "assistant"
 
 
 def measure_lengths(data, tokenizer, args, log) -> tuple[object, dict]:
     """Count what max_length will cut before training, and add the `length` column the length-grouped sampler
     reads (instead of tokenizing the whole dataset again)."""
-    from pipeline.sft_data import length_report, prompt_completion_lengths, token_lengths
+    from pipeline.sft_data import length_report, token_lengths
 
     lengths = token_lengths(data, tokenizer) if "messages" in data.column_names else \
-        prompt_completion_lengths(data, tokenizer)
+        [len(ids) for ids in data["input_ids"]]
     report = length_report(lengths, args.max_length)
     verb = "split across packed rows" if args.packing and args.packing_strategy != "bfd" else "truncated"
     log.info("%d examples, longest %d tokens, median %d; %d longer than max_length=%s will be %s",
@@ -184,18 +190,32 @@ def finish(trainer, tokenizer, ctx: StageContext, title: str, curve_keys: list[s
 
 
 def build_trainer(model, tokenizer, data, trainer: dict, stage_dir: Path, seed: int, log):
-    """An SFTTrainer on `messages` rows with the stage's defaults and loss mode: (trainer, args, mode, lengths)."""
+    """An SFTTrainer on `messages` rows with the stage's defaults and loss mode: (trainer, args, mode, lengths).
+    Before any step, the first example is rendered the way training renders it and checked (see sft_render)."""
     from trl import SFTConfig, SFTTrainer
 
-    from pipeline.sft_data import to_prompt_completion
+    from pipeline.sft_render import check_rendered_example, tokenize_dataset
     from pipeline.training import build_trl_config
 
-    mode = choose_loss_mode(tokenizer, trainer, log)
-    if mode == "completion":
-        data = to_prompt_completion(data)
+    example = data[0]["messages"]
+    mode = choose_loss_mode(tokenizer, trainer, example, log)
+    log.info("checked example 0 as it will be trained: %s", check_rendered_example(tokenizer, example, mode))
+    if mode != "assistant":
+        data = tokenize_dataset(data, tokenizer)
     args = build_trl_config(SFTConfig, {**trainer, **LOSS_SETTINGS[mode]}, stage_dir, seed, stage_defaults(trainer))
+    check_max_length(trainer.get("max_length"), model)  # TRL's default (1024) is not the recipe's choice
     data, lengths = measure_lengths(data, tokenizer, args, log)
     return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer), args, mode, lengths
+
+
+def check_max_length(max_length: int | None, model) -> None:
+    """Refuse to train on sequences longer than the positions the model's config allows."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if max_length and limit and max_length > limit:
+        name = getattr(model.config, "_name_or_path", "") or "MODEL"
+        raise ValueError(f"sft: trainer.max_length {max_length} is more than the model's max_position_embeddings "
+                         f"{limit}; lower max_length, or raise the limit with model: {{path: {name}, config_overrides:"
+                         f" {{max_position_embeddings: {max_length}}}}}")
 
 
 @register_stage("sft", SFTStage, help="supervised fine-tuning on chat-rendered traces (TRL SFTTrainer)")
