@@ -138,8 +138,10 @@ def ledger_callback(attempt, params: int, teacher=None):
     class LedgerCallback(TrainerCallback):
         def __init__(self):
             self.reported, self.shape, self.lengths = 0, None, [0, 0]  # lengths: sum(T), sum(T^2) since last log
+            self.step = 0
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.step = state.global_step  # a resumed run starts at its checkpoint's step
             if model is not None:
                 self.shape = compute.shape_of(model)
                 model.register_forward_pre_hook(self._count, with_kwargs=True)
@@ -157,9 +159,13 @@ def ledger_callback(attempt, params: int, teacher=None):
             if seen > self.reported:
                 context = self.lengths[1] / self.lengths[0] if self.lengths[0] else 0.0
                 extra = {"teacher": teacher_shape, "tokens_teacher": seen - self.reported} if teacher_shape else {}
+                # every log step: the ledger's progress file (and so a killed attempt's row) follows the training
                 attempt.add(params=params, model=self.shape, context=context, tokens_trained=seen - self.reported,
-                            **extra)
-                self.reported, self.lengths = seen, [0, 0]
+                            steps=state.global_step - self.step, **extra)
+                self.reported, self.lengths, self.step = seen, [0, 0], state.global_step
+
+        def on_save(self, args, state, control, **kwargs):
+            attempt.save_progress()
 
     attempt.add(params=params)
     return LedgerCallback()
