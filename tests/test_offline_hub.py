@@ -157,6 +157,18 @@ def test_each_dataset_streams_and_loads_offline(offline_hub, repo_id):
     assert len(load_rows_or_dataset(repo_id, split=split, limit=5)) == 5  # the project's loader, by hub id
 
 
+@pytest.mark.parametrize("name", ["openr1-math-220k", "s1k-1.1"])
+def test_the_released_cards_read_their_hub_ids_through_the_adapters(offline_hub, monkeypatch, name):
+    """The recipes' `{released: NAME}` path: card -> hub id -> adapter, on rows in the public schema."""
+    from pipeline.data.adapters import load_released
+
+    monkeypatch.delenv("REASONFORGE_SHARED_DATA", raising=False)
+    traces = load_released(name, limit=8, keep="all")
+    kept = load_released(name, limit=8)
+    assert len(traces) >= 8 and 0 < len(kept) < len(traces)
+    assert all(t["problem"] and t["answer"] for t in traces) and any(t["thinking"] for t in traces)
+
+
 def test_a_subprocess_inherits_the_offline_hub(offline_hub):
     code = ("import datasets, transformers;"
             "print(transformers.AutoConfig.from_pretrained('Qwen/Qwen2.5-Math-1.5B').max_position_embeddings,"
