@@ -84,7 +84,8 @@ def test_grpo_stages_fit_trl_on_eight_gpus(name, stage):
 
 def write(tmp_path, trainer: str) -> Path:
     path = tmp_path / "r.yaml"
-    path.write_text(f"name: t\nstages:\n  rl: {{kind: grpo, model: x/y, data: {{path: x.jsonl}}, "
+    (tmp_path / "x.jsonl").write_text('{"prompt": "1+1?"}\n')  # a recipe's local data must exist when it loads
+    path.write_text(f"name: t\nstages:\n  rl: {{kind: grpo, model: x/y, data: {{path: {tmp_path / 'x.jsonl'}}}, "
                     f"rewards: [{{name: accuracy}}], trainer: {trainer}}}\n")
     return path
 
