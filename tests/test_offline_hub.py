@@ -22,6 +22,7 @@ MODELS = {  # id: (architecture class, a few public config values)
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": ("Qwen2ForCausalLM", {"num_attention_heads": 28}),
     "Qwen/Qwen3-1.7B": ("Qwen3ForCausalLM", {"head_dim": 128, "num_key_value_heads": 8}),
     "meta-llama/Llama-3.2-1B": ("LlamaForCausalLM", {"vocab_size": 128256, "rope_theta": 500000.0}),
+    "meta-llama/Llama-3.2-1B-Instruct": ("LlamaForCausalLM", {"eos_token_id": [128001, 128008, 128009]}),
     "reasonforge-fixture/DeepSeek-V4-Flash": ("DeepseekV4ForCausalLM", {"vocab_size": 129280}),
 }
 THOUGHT = "<think>\nSECRET-REASONING 2 + 2 is 4.\n</think>\n\nThe answer is $\\boxed{4}$."
@@ -55,7 +56,8 @@ def test_each_model_loads_by_hub_id_offline(offline_hub, model_id):
     generation = GenerationConfig.from_pretrained(model_id)
     assert config.architectures == [architecture]
     assert {key: _config_value(config, key) for key in values} == values
-    assert len(tok) <= config.vocab_size and tok.chat_template
+    assert len(tok) <= config.vocab_size
+    assert bool(tok.chat_template) == (model_id != "meta-llama/Llama-3.2-1B")  # the Llama 3.2 base ships none
     stops = generation.eos_token_id if isinstance(generation.eos_token_id, list) else [generation.eos_token_id]
     assert tok.eos_token_id in stops
 
@@ -120,7 +122,7 @@ def test_qwen25_base_turn_end_is_not_its_generation_eos(offline_hub):
 def test_llama3_bos_once_through_the_template_twice_through_retokenizing(offline_hub):
     """Llama 3: the template writes <|begin_of_text|> and the tokenizer's post-processor adds it to any text, so the
     template's ids have one BOS but re-tokenizing the rendered text with add_special_tokens=True gives two."""
-    tok = tokenizer("meta-llama/Llama-3.2-1B")
+    tok = tokenizer("meta-llama/Llama-3.2-1B-Instruct")
     chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
     ids = tok.apply_chat_template(chat, return_dict=False)
     assert ids[0] == 128000 and ids.count(128000) == 1 and ids[-1] == 128009  # <|eot_id|>
@@ -128,6 +130,12 @@ def test_llama3_bos_once_through_the_template_twice_through_retokenizing(offline
     assert "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>" in text
     assert tok(text)["input_ids"][:2] == [128000, 128000]
     assert tok(text, add_special_tokens=False)["input_ids"] == ids
+    from transformers import GenerationConfig
+
+    from pipeline import models
+
+    assert models.turn_end_token(tok) == "<|eot_id|>"  # the Instruct eos; generation also stops on it
+    models.check_eos_agreement(tok, GenerationConfig.from_pretrained("meta-llama/Llama-3.2-1B-Instruct"))
 
 
 def test_qwen3_template_keeps_thinking_only_after_the_last_user_turn(offline_hub):
