@@ -267,7 +267,7 @@ def test_model_rewards_never_raise_under_fuzz(reward_models):
     prompts = st.one_of(st.none(), _fuzz_text(), st.lists(_fuzz_text().map(lambda t: {"role": "user", "content": t}),
                                                            min_size=1, max_size=2))
 
-    @settings(max_examples=40, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=25, derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(st.lists(st.tuples(_fuzz_text(), prompts), min_size=1, max_size=6))
     def check(batch):
