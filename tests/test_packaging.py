@@ -71,7 +71,7 @@ def test_installed_wheel_loads_benchmarks_and_released_cards(wheel, tmp_path):
     env.pop("REASONFORGE_SHARED_DATA", None)
     limo = ROOT / "tests" / "fixtures" / "released" / "limo.jsonl"
     out = subprocess.run([sys.executable, "-c", INSTALLED_CHECK, str(target), str(limo)], cwd=elsewhere, env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "benchmarks {'gsm8k': 1319, 'math500': 500, 'aime24': 30, 'amc23': 40}" in out.stdout
     assert ("released ['bespoke-stratos-17k', 'gsm8k-rationales', 'limo', 'openr1-math-220k', 'openthoughts-114k', "

@@ -57,8 +57,8 @@ BAD = [
     ("override value not YAML", sft(), ["seed=[1,"], "seed: the override value '[1,' is not YAML"),
     ("override adds a stage", sft(), ["stages.nope.x=1"],
      "stages.nope: no such stage (an override cannot add one). Fix: use one of: p, sft"),
-    ("alias bomb", sft(more=f", trainer: {{report_to: {LAUGHS}}}"), [], "stages.sft.trainer.report_to[5]: expands "
-                                                                       "to more than 100,000 values through aliases"),
+    ("alias bomb", sft(more=f", trainer: {{report_to: {LAUGHS}}}"), [],
+     "stages.sft.trainer.report_to[5]: expands to more than 100,000 values through aliases"),
 ]
 
 
