@@ -34,6 +34,9 @@ _HEDGE_BEFORE_RE = re.compile("(" + _OTHER + r")\s*,?\s*or\b\s*" + _MAYBE + r"(?
 _BOX_OPENER_END_RE = re.compile(r"\\(?:boxed|fbox)\s*\{$")
 _DIGITS_APART_RE = re.compile(r"(?<=\d)\s+(?=\d)")
 _TEXT_RE = re.compile(r"\\text\s*\{([^{}]*)\}")
+_SIMPLE_FRACTION_RE = re.compile(r"(-?)\\frac\{(\d{1,20})\}\{([1-9]\d{0,19})\}")
+_RATIO_RE = re.compile(r"(-?)(\d{1,20})/([1-9]\d{0,19})")
+_APPROXIMATE_RE = re.compile(r"approx|about|around|roughly|nearly|≈|~", re.IGNORECASE)
 _DECIMAL_RE = re.compile(r"-?\d{1,40}(?:\.\d{1,40})?")
 _HEDGE_SPAN = 60  # characters after a hedge word in which another number makes it a second candidate
 _PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}\s+[A-Za-z]{2,}")
@@ -314,14 +317,36 @@ def _hedged(text: str, start: int, end: int) -> bool:
     final = normal_form(text[start:end])
     before = _BOX_OPENER_END_RE.sub("", text[max(0, start - _LOOKBEHIND_CHARS) : start])
     hedge = _HEDGE_BEFORE_RE.search(before)
-    if hedge and _candidate(hedge.group(1)) != final:
+    if hedge and not _same(_candidate(hedge.group(1)), final):
         return True
     tail = text[end + 1 : end + 1 + _LOOKBEHIND_CHARS].split("\n\n", 1)[0]  # this paragraph only
     for word in _HEDGE_WORD_RE.finditer(tail):
         other = _OTHER_RE.search(tail, word.end())
-        if other and other.start() - word.end() <= _HEDGE_SPAN and _candidate(other.group()) != final:
+        if not other or other.start() - word.end() > _HEDGE_SPAN:
+            continue
+        approximate = _APPROXIMATE_RE.search(tail[max(word.end(), other.start() - 20) : other.start()])
+        if not approximate and not _same(_candidate(other.group()), final):
             return True
     return False
+
+
+def _same(candidate: str, final: str) -> bool:
+    """Whether two normal forms are one answer: equal, or the same number ("0.5" and "\\frac{1}{2}", "25\\%" and
+    "0.25", "\\$18" and "18"), so that "\\boxed{\\frac{1}{2}} (or 0.5)" restates rather than hedges."""
+    if candidate == final:
+        return True
+    from .verify import numbers_equal, numeric_value  # here: verify imports this module
+
+    a, b = (_value(x, numeric_value) for x in (candidate, final))
+    return a is not None and b is not None and numbers_equal(a, b)
+
+
+def _value(form: str, numeric_value):
+    """A normal form's value as ``rewards.verify.numeric_value`` gives it, simple fractions included."""
+    fraction = _SIMPLE_FRACTION_RE.fullmatch(form) or _RATIO_RE.fullmatch(form)
+    if fraction is None:
+        return numeric_value(form)
+    return Fraction(int(fraction.group(1) + fraction.group(2)), int(fraction.group(3))), False, False
 
 
 def column(kwargs: dict, name: str, reward: str, n: int) -> list:

@@ -126,7 +126,7 @@ def numeric_value(text: str) -> tuple[Fraction, bool, bool] | None:
     return None if value is None else (*value, "%" in text)
 
 
-def _numbers_equal(gold: tuple, answer: tuple) -> bool:
+def numbers_equal(gold: tuple, answer: tuple) -> bool:
     """Equal as math_verify compares numbers; a percentage on one side only also matches its fraction (25% = 0.25)."""
     if _close(gold[:2], answer[:2]):
         return True
@@ -165,7 +165,7 @@ def answers_equivalent(gold: str, answer: str, timeout_s: float = 2.0) -> bool |
     gold_number = numeric_value(gold)
     answer_number = numeric_value(answer)
     if gold_number is not None and answer_number is not None:
-        return _numbers_equal(gold_number, answer_number)
+        return numbers_equal(gold_number, answer_number)
     if answer.strip() and normal_form(answer) == normal_form(gold):  # written as the gold is: no parsing needed
         return True
     if gold_number is not None:  # math_verify cannot read "\\$36" or "5.4 cents" in plain text: give it the number

@@ -118,6 +118,10 @@ def test_final_box_unclosed(text, expected):
         ("\\boxed{7}. Or equivalently, 7.0", "7"),  # the same answer again is no hedge
         ("\\boxed{7} apples\n\nAsk if you want more, or 2 more examples", "7"),  # another paragraph
         ("\\boxed{7}, which is more than 3 or 4 cats", None),  # conservative: any other number after a hedge word
+        ("\\boxed{\\frac{1}{2}} (or 0.5)", "\\frac{1}{2}"),  # the same number restated is no hedge
+        ("\\boxed{25\\%} (or 0.25)", "25\\%"),
+        ("\\boxed{\\frac{1}{3}} (or approximately 0.333)", "\\frac{1}{3}"),  # an approximation is no hedge
+        ("\\boxed{\\frac{1}{3}} or 0.3", None),
         ("3 or maybe 4", None),
         ("The final answer is $\\left( 3, \\frac{\\pi}{2} \\right)$.", "\\left( 3, \\frac{\\pi}{2} \\right)"),
         ("So the answer is: \\(x^2 + 1\\)", "x^2 + 1"),
