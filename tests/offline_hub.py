@@ -146,6 +146,9 @@ def build_tokenizers(work_dir: Path) -> dict[str, Path]:
             partial.rename(folder)
         except OSError:  # another process got there first
             shutil.rmtree(partial, ignore_errors=True)
+        for stale in work_dir.glob("tokenizers-*"):  # built from older vocabularies or an older version of this file
+            if stale != folder and ".partial-" not in stale.name:
+                shutil.rmtree(stale, ignore_errors=True)
     return {name: folder / f"{name}.json" for name in names}
 
 

@@ -94,8 +94,24 @@ def test_r1_distill_template_drops_thinking_and_prefills_think(offline_hub):
     assert text.startswith("<｜begin▁of▁sentence｜><｜User｜>") and text.endswith("<｜Assistant｜><think>\n")
     ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_dict=False)
     assert ids[0] == 151646 and ids.count(151646) == 1 and ids[-2:] == [151648, 198]  # <think>, "\n"
+    assert tok(text)["input_ids"][:2] == [151646, 151646]  # the template's BOS and the post-processor's
     assert tok.convert_tokens_to_ids(["<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "</think>"]) == [
         151643, 151644, 151645, 151649]
+
+
+@pytest.mark.parametrize("model_id", [m for m in MODELS if m != "meta-llama/Llama-3.2-1B"])
+def test_the_project_encodes_a_rendered_prompt_as_the_template_does(offline_hub, model_id):
+    """pipeline.models.encode_prompt on rendered chat text gives the template's own ids: one BOS where the family
+    has one (R1-Distill, Llama 3, DeepSeek), none for Qwen, though re-tokenizing with specials would double it."""
+    from pipeline import models
+
+    tok = tokenizer(model_id)
+    chat = [{"role": "user", "content": "What is 6 * 7?"}, {"role": "assistant", "content": THOUGHT},
+            {"role": "user", "content": "And 6 * 8?"}]
+    ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_dict=False)
+    text = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert models.encode_prompt(tok, text) == ids
+    assert ids.count(tok.bos_token_id) == (1 if models.uses_bos(tok) else 0)
 
 
 def test_qwen25_base_turn_end_is_not_its_generation_eos(offline_hub):
@@ -177,6 +193,7 @@ def test_the_released_cards_read_their_hub_ids_through_the_adapters(offline_hub,
     assert all(t["problem"] and t["answer"] for t in traces) and any(t["thinking"] for t in traces)
 
 
+@pytest.mark.slow  # a fresh interpreter importing transformers and datasets
 def test_a_subprocess_inherits_the_offline_hub(offline_hub):
     code = ("import datasets, transformers;"
             "print(transformers.AutoConfig.from_pretrained('Qwen/Qwen2.5-Math-1.5B').max_position_embeddings,"
