@@ -132,10 +132,11 @@ def run(recipe: Recipe, only: str | None = None, from_stage: str | None = None, 
     the run (nothing after it)."""
     check_flags(recipe, only, from_stage, force)
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
-    lock = artifacts.run_lock(recipe.run_dir) if takes_lock(recipe, launch) else contextlib.nullcontext()
+    owner = takes_lock(recipe, launch)
+    lock = artifacts.run_lock(recipe.run_dir) if owner else contextlib.nullcontext()
     try:
         with lock:
-            return _run_locked(recipe, only, from_stage, force, launch)
+            return _run_locked(recipe, only, from_stage, force, launch, owner)
     except artifacts.RunDirBusy as e:
         raise PlanError(str(e)) from None
 
@@ -147,8 +148,9 @@ def takes_lock(recipe: Recipe, launch=None) -> bool:
     return not any(machine_rank(launch or spec.launch or {}) > 0 for spec in recipe.stages)
 
 
-def _run_locked(recipe: Recipe, only, from_stage, force, launch) -> dict:
-    recover(recipe)
+def _run_locked(recipe: Recipe, only, from_stage, force, launch, owner: bool = True) -> dict:
+    if owner:  # what kills left behind is the owner's to repair; other nodes only read the run dir
+        recover(recipe)
     hasher = fingerprint.ContentHasher(recipe.run_dir / HASH_CACHE)
     decisions = plan(recipe, only, from_stage, force, hasher=hasher)
     hasher.save()
