@@ -5,6 +5,7 @@ import functools
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def tokenizer(model_id):
 
 
 def test_the_cache_has_the_hub_layout(offline_hub):
-    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+    from huggingface_hub import scan_cache_dir, snapshot_download, try_to_load_from_cache
 
     repos = {(r.repo_type, r.repo_id): r for r in scan_cache_dir(offline_hub / "hub").repos}
     assert {("model", m) for m in MODELS} | {("dataset", d) for d in SPLITS} == set(repos)
@@ -44,6 +45,8 @@ def test_the_cache_has_the_hub_layout(offline_hub):
         assert len(repo.revisions) == 1 and "main" in next(iter(repo.revisions)).refs
     path = try_to_load_from_cache("Qwen/Qwen2.5-Math-1.5B", "tokenizer.json")
     assert path and f"{os.sep}snapshots{os.sep}" in path and path.startswith(str(offline_hub))
+    snapshot = Path(snapshot_download("open-r1/OpenR1-Math-220k", repo_type="dataset"))  # how vLLM and users fetch
+    assert (snapshot / "README.md").is_file() and list((snapshot / "data").glob("train-*.parquet"))
 
 
 @pytest.mark.parametrize("model_id", MODELS)
