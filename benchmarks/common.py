@@ -8,6 +8,8 @@ Every script prints ONE JSON object on its last stdout line, with these keys:
     ratio      the headline ratio against the baseline measured in the same run on the same data
     target     the target, as text ("ratio >= 1.5")   met    whether the ratio meets it
     baseline   what the baseline is                    machine  cpu count, torch threads, torch version, device, load
+    ratios     every ratio, {"ratio_vs_NAME": x}       baselines  {NAME: exactly what was run, with which settings}
+               (the headline ratio is the one against the strongest baseline)
     limits     what limits ours, from the profile      profile  the profiler's top entries and time per bucket
     seconds    wall time of the whole benchmark
 Absolute times drift on shared machines; a ratio holds better the closer in time its two sides were measured. So
@@ -42,7 +44,7 @@ for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TO
 
 SIZES = ("full", "quick", "smoke")
 RESULT_KEYS = ("benchmark", "size", "headline", "figures", "ratio", "target", "met", "baseline", "machine", "limits",
-               "profile", "seconds")
+               "profile", "seconds", "ratios", "baselines")
 
 
 def parse_args(doc: str, argv=None) -> argparse.Namespace:
@@ -241,10 +243,14 @@ def median(values: list[float]) -> float:
 
 
 def finish(benchmark: str, args, started: float, *, headline: tuple[str, float, float], figures: dict, ratio: float,
-           target: str, met: bool, baseline: str, limits: str, profile: dict, **extra) -> dict:
+           target: str, met: bool, baseline: str, limits: str, profile: dict, ratios: dict | None = None,
+           baselines: dict | None = None, **extra) -> dict:
     """The benchmark's JSON object, printed as one line on stdout and returned. `headline` is (what is measured,
-    ours, baseline): the figures the ratio is made of."""
+    ours, baseline): the figures the ratio is made of. `ratios` ({"ratio_vs_NAME": x}) and `baselines` ({NAME:
+    what was run}) name every baseline; by default the one `ratio` against `baseline`."""
     metric, ours, base = headline
+    ratios = {k: round(v, 3) for k, v in (ratios or {"ratio_vs_baseline": ratio}).items()}
+    extra = {**extra, "ratios": ratios, "baselines": baselines or {"baseline": baseline}}
     result = {"benchmark": benchmark, "size": args.size,
               "headline": {"metric": metric, "ours": ours, "baseline": base}, "figures": figures,
               "ratio": round(ratio, 3),

@@ -1,8 +1,10 @@
 """Synthetic trace rows at the scale of OpenR1-Math-220k, for benchmarks/curate_scale.py.
 
 What the rows look like, and why:
-- Problems: 60% GSM8K train questions (shared data folder) with their numbers perturbed, so most are new problems
-  that share wording with each other; 40% MATH-style problems from templates with LaTeX (fractions, radicals,
+- Problems: 60% GSM8K-style word problems from eight templates with random names, items and numbers, so they
+  share wording with each other (with $REASONFORGE_SHARED_DATA/traces/gsm8k_train.jsonl present: GSM8K train
+  questions instead, 85% with their numbers perturbed; nothing beside the checkout is read otherwise); 40%
+  MATH-style problems from templates with LaTeX (fractions, radicals,
   ordered pairs, binomials, polynomial values): half with LaTeX answers, half with integers.
 - 2.35 generations per problem on average (1 to 4; OpenR1-Math-220k's default split has 220k traces over 94k
   problems), each a canonical trace (pipeline.data.schema.trace_row) with R1-style thinking of lognormal length
@@ -129,15 +131,41 @@ def planted_variant(problem: str, rng: random.Random) -> str:
     return problem
 
 
-def load_gsm8k_train() -> list[dict]:
-    from pipeline.data.sources import shared_data_dir
+NAMES = ("Maria", "James", "Aisha", "Tom", "Lena", "Ravi", "Sofia", "Ben", "Chen", "Olga", "Kofi", "Emma")
+ITEMS = ("apples", "stickers", "marbles", "books", "cookies", "pencils", "cupcakes", "stamps", "shells", "cards")
+WORD_TEMPLATES = (
+    "{n} has {a} {i}. {n} buys {b} more {i} and then gives {c} {i} to a friend. How many {i} does {n} have now?",
+    "A store sells {i} for ${a} each. {n} buys {b} {i} and pays with a ${d} bill. How much change does {n} get?",
+    "{n} reads {a} pages on Monday and {b} pages on Tuesday. The book has {d} pages. How many pages are left?",
+    "There are {a} {i} in each box. {n} has {b} boxes and eats {c} {i}. How many {i} are left?",
+    "{n} earns ${a} per hour and works {b} hours a week. How much does {n} earn in {c} weeks?",
+    "A farmer has {a} rows of plants with {b} plants in each row. {c} plants die. How many plants are left?",
+    "{n} saves ${a} every week. How many weeks will it take {n} to save ${d}?",
+    "{n} splits {d} {i} equally among {b} friends. How many {i} does each friend get, and how many are left over?",
+)
 
-    shared = shared_data_dir()
-    if shared is None or not (shared / "traces" / "gsm8k_train.jsonl").exists():
-        raise FileNotFoundError("curate_scale needs ../shared/data/traces/gsm8k_train.jsonl (or set "
-                                "REASONFORGE_SHARED_DATA to the folder that holds traces/ and benchmarks/)")
-    with open(shared / "traces" / "gsm8k_train.jsonl") as f:
+
+def load_gsm8k_train() -> list[dict]:
+    """GSM8K train rows ({question, answer "... #### N"}) from traces/gsm8k_train.jsonl under
+    $REASONFORGE_SHARED_DATA when that is set and holds it; else [] (word problems come from templates)."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get("REASONFORGE_SHARED_DATA")
+    path = Path(folder) / "traces" / "gsm8k_train.jsonl" if folder else None
+    if path is None or not path.exists():
+        return []
+    with open(path) as f:
         return [json.loads(line) for line in f]
+
+
+def template_word_problem(rng: random.Random) -> tuple[str, str, bool]:
+    """(problem, gold answer, False): a GSM8K-style word problem from WORD_TEMPLATES with random names and
+    numbers (problems share wording with each other, as perturbed GSM8K questions do)."""
+    a, b, c = rng.randint(2, 60), rng.randint(2, 30), rng.randint(1, 20)
+    text = rng.choice(WORD_TEMPLATES).format(n=rng.choice(NAMES), i=rng.choice(ITEMS), a=a, b=b, c=c,
+                                             d=a * b + rng.randint(1, 99))
+    return text, str(rng.randint(2, 5000)), False
 
 
 def synthesize(rows_wanted: int, benchmark_problems: dict[str, list[str]], planted_per_benchmark: int,
@@ -157,7 +185,8 @@ def synthesize(rows_wanted: int, benchmark_problems: dict[str, list[str]], plant
             problem, gold, latex = rng.choice(problems)
             problem = rng.choice(["", "Question: ", "Solve this: "]) + problem
         else:
-            problem, gold, latex = gsm8k_problem(gsm8k, rng) if rng.random() < 0.6 else math_problem(rng)
+            word = gsm8k_problem(gsm8k, rng) if gsm8k else template_word_problem(rng)
+            problem, gold, latex = word if rng.random() < 0.6 else math_problem(rng)
             problems.append((problem, gold, latex))
         pid = f"p{len(problems)}-{len(rows)}"
         for sample in range(min(rng.choice([1, 2, 2, 3, 3, 4]), rows_wanted - len(planted) - len(rows))):

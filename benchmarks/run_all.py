@@ -77,7 +77,22 @@ def markdown_table(results: list[dict]) -> str:
                 for r in results if "machine" in r}
     notes = [f"machine: {m}" for m in sorted(machines)]
     limits = [f"- {r['benchmark']}: {r['limits']}" for r in results if "limits" in r]
-    return "\n".join(rows + [""] + notes + ["", "What limits each (from its profile):"] + limits) + "\n"
+    return "\n".join(rows + [""] + every_ratio(results) + [""] + notes + ["", "What limits each (from its profile):"]
+                     + limits) + "\n"
+
+
+def every_ratio(results: list[dict]) -> list[str]:
+    """Each benchmark's every ratio with its baseline in words (`ratios` {"ratio_vs_NAME": x}, `baselines` {NAME:
+    words}; a result without them: its one ratio against its `baseline`)."""
+    lines = ["Every ratio against its baseline:"]
+    for r in results:
+        if "error" in r:
+            continue
+        baselines = r.get("baselines") or {"baseline": r.get("baseline", "")}
+        for key, value in (r.get("ratios") or {"ratio_vs_baseline": r["ratio"]}).items():
+            name = key.removeprefix("ratio_vs_")
+            lines.append(f"- {r['benchmark']}: {value:.2f}x vs {name}: {baselines.get(name) or '(not described)'}")
+    return lines
 
 
 def write_atomic(path: Path, text: str) -> None:

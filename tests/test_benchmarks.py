@@ -35,6 +35,9 @@ def run_smoke(module, capsys) -> dict:
     assert result["limits"] and result["profile"]
     headline = result["headline"]
     assert headline["ours"] > 0 and headline["baseline"] > 0
+    assert result["ratio"] in result["ratios"].values(), "the headline ratio is one of the named ratios"
+    for key in result["ratios"]:  # every ratio names the baseline it was measured against, in words
+        assert key.startswith("ratio_vs_") and result["baselines"][key.removeprefix("ratio_vs_")]
     return result
 
 
@@ -45,12 +48,22 @@ def top_functions(profile: dict) -> list[str]:
 
 def test_sft_throughput_smoke(capsys):
     result = run_smoke(sft_throughput, capsys)
-    ours, base = result["figures"]["ours"], result["figures"]["baseline"]
-    assert ours["real_tokens"] == base["real_tokens"] > 0  # one epoch each over the same rows
-    assert ours["steps"] == base["steps"] == 4
-    assert math.isfinite(ours["heldout_loss"]) and math.isfinite(base["heldout_loss"])
-    assert result["ratio"] == pytest.approx(ours["tokens_per_s"] / base["tokens_per_s"], rel=1e-2)
-    assert top_functions(result["profile"]["ours"]) and top_functions(result["profile"]["baseline"])
+    figures = result["figures"]
+    ours, default, tuned = figures["ours"], figures["trl_default"], figures["trl_tuned"]
+    assert ours["real_tokens"] == default["real_tokens"] == tuned["real_tokens"] > 0  # one epoch over the same rows
+    assert ours["steps"] == default["steps"] == tuned["steps"] == 4
+    assert all(math.isfinite(side["heldout_loss"]) for side in (ours, default, tuned))
+    assert set(result["ratios"]) == {"ratio_vs_trl_tuned", "ratio_vs_trl_default"}
+    assert result["ratio"] == result["ratios"]["ratio_vs_trl_tuned"]  # the headline: the strongest baseline
+    assert result["ratio"] == pytest.approx(ours["tokens_per_cpu_s"] / tuned["tokens_per_cpu_s"], rel=1e-2)
+    assert result["ratios"]["ratio_vs_trl_default"] == pytest.approx(
+        ours["tokens_per_cpu_s"] / default["tokens_per_cpu_s"], rel=1e-2)
+    assert 0 < ours["train_cpu_s"] and figures["wall_ratio_vs_trl_tuned"] > 0
+    assert "gradient_checkpointing=False" in result["baselines"]["trl_tuned"]
+    assert "group_by_length" in result["baselines"]["trl_tuned"] and "assistant_only_loss=True" in result["baselines"][
+        "trl_tuned"]
+    for side in ("ours", "trl_default", "trl_tuned"):
+        assert top_functions(result["profile"][side])
 
 
 def test_generate_throughput_smoke(capsys):
@@ -66,6 +79,13 @@ def test_curate_scale_smoke(capsys):
     figures = result["figures"]
     compare = figures["decontamination"]
     assert compare["same_rows_flagged"] is True
+    agree, openr1 = figures["agreement"], figures["openr1"]
+    assert agree["only_baseline"] == 0, agree["only_baseline_examples"]  # we catch every row open-r1 catches
+    assert agree["rows_flagged_by_both"] == openr1["loop"]["flagged"] == openr1["map"]["flagged"] > 0
+    assert agree["rows_flagged_by_both"] + agree["only_ours"] == compare["rows_flagged"]
+    assert set(result["ratios"]) == {"ratio_vs_openr1_map", "ratio_vs_openr1_loop"}
+    assert result["ratio"] == min(result["ratios"].values())  # the headline: against the faster open-r1 timing
+    assert "Dataset.map" in result["baselines"]["openr1_map"]
     assert compare["planted"] > 0 and compare["planted_missed_long"] == 0
     assert compare["planted_flagged"] == compare["planted"] - len(compare["planted_missed"])
     for step in ("verify", "dedup", "decontaminate", "decontaminate_reference"):
@@ -139,6 +159,15 @@ def test_run_all_collects_results_reports_failures_and_writes_the_table(tmp_path
     table = (tmp_path / "t.md").read_text()
     assert "| good | smoke | x/s | 2.0 | 1.0 | 2.00x | ratio >= 1.5 | yes |  | 0 |" in table
     assert "| bad | smoke | error:" in table and "- good: the fake" in table
+    assert "- good: 2.00x vs baseline: (not described)" in table  # a result without `ratios`: its one ratio
+
+
+def test_the_table_lists_every_ratio_with_its_baseline_in_words():
+    result = {"benchmark": "b", "ratio": 1.5, "ratios": {"ratio_vs_tuned": 1.5, "ratio_vs_default": 3.0},
+              "baselines": {"tuned": "X tuned like ours", "default": "X as shipped"}}
+    assert run_all.every_ratio([result, {"benchmark": "c", "error": "boom"}]) == [
+        "Every ratio against its baseline:", "- b: 1.50x vs tuned: X tuned like ours",
+        "- b: 3.00x vs default: X as shipped"]
 
 
 def test_run_all_rejects_an_unknown_benchmark(capsys):
