@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import compute, ledger
 import pipeline.stages  # noqa: F401  (registers the stage kinds a recipe names)
+from pipeline import compute, ledger
 from pipeline.recipe import RecipeError, build_recipe
 
 
@@ -64,7 +64,8 @@ def test_generation_flops_match_flop_counter():
     assert 2 * shape.params * 2 * (prompt + new) < 0.9 * measured
 
 
-def make_attempt(tmp_path, device_kind="cpu", device_count=2, prices=compute.Prices()):
+def make_attempt(tmp_path, device_kind="cpu", device_count=2, prices=None):
+    prices = prices or compute.Prices()
     attempt = ledger.Attempt(tmp_path / "ledger.jsonl", "s", "sft", 1, prices.gpu_hour, prices=prices)
     attempt.device_kind, attempt.device_count = device_kind, device_count
     return attempt
