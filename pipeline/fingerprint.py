@@ -54,8 +54,8 @@ def reference_files(value, key: str | None = None) -> list[str]:
             from pipeline.curation.decontaminate import DEFAULT_BENCHMARKS
 
             found += [f for name in DEFAULT_BENCHMARKS for f in _benchmark_files(name)]
-        for k, v in value.items():
-            found += reference_files(v, str(k))
+        for k, v in value.items():  # decontaminate's `benchmarks: {label: NAME}` names a benchmark under any label
+            found += reference_files(v, "benchmark" if key == "benchmarks" and isinstance(v, str) else str(k))
     elif isinstance(value, list):
         for v in value:
             found += reference_files(v, key)
