@@ -135,7 +135,8 @@ def _score_one(network, tokenizer, text: str, max_length: int, templated: bool, 
 
 
 def _score_batch(network, tokenizer, texts: list[str], max_length: int, templated: bool, index) -> list:
-    """Scores of ``texts``, None for those that tokenize to no token at all (there is nothing to score)."""
+    """Scores of ``texts``, None for those that tokenize to no token at all (there is nothing to score) or that
+    the model scores NaN or infinite."""
     import torch
 
     encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=not templated)
@@ -157,5 +158,5 @@ def _score_batch(network, tokenizer, texts: list[str], max_length: int, template
         others[:, index] = -math.inf
         values = logits[:, index] - others.logsumexp(dim=-1)
     for i, value in zip(keep, values.tolist()):
-        out[i] = value
+        out[i] = value if math.isfinite(value) else None  # a NaN score would poison the advantages of its group
     return out

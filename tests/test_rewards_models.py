@@ -279,3 +279,14 @@ def test_model_rewards_never_raise_under_fuzz(reward_models):
             assert all(s is None or 0.0 < s < 1.0 for s in scores)
 
     check()
+
+
+def test_a_nan_score_is_none(tmp_path):
+    from rewards.models import load_scorer
+
+    path = save_tiny_reward_model(tmp_path / "nan")
+    network, tokenizer = load_scorer(path)
+    with torch.no_grad():  # one character's embedding poisoned: any text holding it scores NaN
+        network.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids("~")] = float("nan")
+    scores = build_reward({"name": "harmlessness", "model": path})(["fine", "bad ~ here", "also fine"])
+    assert scores[1] is None and all(0.0 < s < 1.0 for s in (scores[0], scores[2]))
