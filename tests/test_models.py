@@ -109,3 +109,22 @@ def test_config_overrides_parse_in_a_model_reference():
     assert ref.config_overrides == {"max_position_embeddings": 32768}
     with pytest.raises(RefError, match="config_overrides: expected a mapping"):
         parse_model_ref({"path": "x", "config_overrides": 32768})
+
+
+def test_generation_and_grpo_loaders_apply_config_overrides(tiny_model_dir, tmp_path):
+    from pipeline.generation.hf import TransformersBackend
+    from pipeline.refs import ModelRef
+    from pipeline.stages.grpo import load_policy
+
+    backend = TransformersBackend.create(str(tiny_model_dir), config_overrides={"max_position_embeddings": 1024})
+    assert backend.model.config.max_position_embeddings == 1024
+
+    class Ctx:  # what load_policy reads of a StageContext
+        seed, stage_dir, is_main_process = 0, tmp_path, True
+
+        @staticmethod
+        def resolve_model(ref):
+            return ref.path
+
+    ref = ModelRef(path=str(tiny_model_dir), config_overrides={"max_position_embeddings": 2048})
+    assert load_policy(ref, Ctx)[0].config.max_position_embeddings == 2048

@@ -38,13 +38,15 @@ class TransformersBackend:
         self.eos_ids = _eos_ids(model.generation_config, tokenizer)
 
     @classmethod
-    def create(cls, model, tokenizer=None, trust_remote_code: bool = False, dtype=None, **options):
-        """From objects, or from a path/hub id (loaded with pipeline.models, moved to cuda when there is one)."""
+    def create(cls, model, tokenizer=None, trust_remote_code: bool = False, dtype=None, config_overrides=None,
+               **options):
+        """From objects, or from a path/hub id (loaded with pipeline.models, with the model reference's
+        config_overrides, moved to cuda when there is one)."""
         if isinstance(model, (str, dict)):
             from pipeline import models
 
             loaded, loaded_tok = models.load_model_and_tokenizer(model, trust_remote_code=trust_remote_code,
-                                                                 dtype=dtype)
+                                                                 dtype=dtype, config_overrides=config_overrides)
             options.setdefault("name", f"transformers:{model}" if isinstance(model, str) else "transformers:tiny")
             model, tokenizer = to_best_device(loaded), tokenizer or loaded_tok
         if isinstance(tokenizer, str):

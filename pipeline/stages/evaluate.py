@@ -191,7 +191,7 @@ def _open_backend(cfg: EvaluateStage, ctx: StageContext, ref: ModelRef):
                             **cfg.backend_options)
     if cfg.backend == "transformers":
         return make_backend("transformers", model=source, trust_remote_code=ref.trust_remote_code,
-                            **cfg.backend_options)
+                            config_overrides=ref.config_overrides, **cfg.backend_options)
     return make_backend(cfg.backend, model=source, **cfg.backend_options)
 
 

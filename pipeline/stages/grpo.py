@@ -204,7 +204,8 @@ def load_policy(ref: ModelRef, ctx: StageContext):
             models.save_model(*models.load_model_and_tokenizer(source, seed=ctx.seed), folder)
         training.wait_for_everyone()  # under accelerate launch the other ranks load what rank 0 saved
         source = str(folder)
-    return models.load_model_and_tokenizer(source, seed=ctx.seed, trust_remote_code=ref.trust_remote_code)
+    return models.load_model_and_tokenizer(source, seed=ctx.seed, trust_remote_code=ref.trust_remote_code,
+                                           config_overrides=ref.config_overrides)
 
 
 def summarize(log_history: list[dict], reward_names: list[str]) -> dict:
