@@ -63,8 +63,10 @@ def prompt_id(messages: list[dict]) -> str:
 def build_units(rows, *, template: str, system_prompt: str | None, prefill: str, id_column: str | None,
                 backend, chat_template: bool) -> tuple[list[Unit], int]:
     """(units in source order, number of prompts dropped as exact repeats). Ids come from `id_column` when the
-    data has it (a repeated id is an error) and from the prompt text otherwise (a repeated prompt is dropped)."""
-    units, seen, repeats = [], set(), 0
+    data has it, and from the prompt text otherwise. A repeated id with the same prompt is a repeat and is dropped
+    (a released dataset holds one row per generation: OpenR1's problems appear 2-4 times); a repeated id with
+    another prompt is an error."""
+    units, seen, repeats = [], {}, 0
     for row in rows:
         user = fill_template(template, row)
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
@@ -72,12 +74,12 @@ def build_units(rows, *, template: str, system_prompt: str | None, prefill: str,
         use_column = id_column is not None and row.get(id_column) is not None
         uid = str(row[id_column]) if use_column else prompt_id(messages)
         if uid in seen:
-            if use_column:
-                raise ValueError(f"id_column '{id_column}' repeats the id '{uid}'; deduplicate the data, or set "
-                                 f"id_column: null to id prompts by a hash of their text")
+            if seen[uid] != messages:
+                raise ValueError(f"id_column '{id_column}' gives the id '{uid}' to two different prompts; fix the "
+                                 f"ids, or set id_column: null to id prompts by a hash of their text")
             repeats += 1
             continue
-        seen.add(uid)
+        seen[uid] = messages
         units.append(Unit(uid, messages, _backend_prompt(messages, prefill, backend, chat_template, system_prompt),
                           row))
     return units, repeats

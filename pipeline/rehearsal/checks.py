@@ -25,12 +25,15 @@ NONE_PROBE = "<think>\nrehearsal\n</think>\n\nThe answer is \\boxed{0}."
 
 
 def model_checks(folder: str, eos_token: str | None = None) -> list[tuple]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The model checks on a saved folder; only its tokenizer and generation config are read."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer, GenerationConfig
 
     from pipeline import models
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    model = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(folder))  # all the checks touch
     models.prepare_for_chat(model, tokenizer)
     out = [_template(tokenizer), _thinking(tokenizer)]
     try:

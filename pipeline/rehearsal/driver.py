@@ -122,6 +122,7 @@ class Measurements:
         self.params: dict[str, int] = {}  # stage -> parameters of the model it produced (full scale)
         self._model_checks: dict[str, list] = {}
         self._lengths: dict[str, list[int]] = {}
+        self._tokenizers: dict[str, object] = {}
 
     def context(self, spec):
         from pipeline import runner
@@ -144,6 +145,7 @@ class Measurements:
         return self._model_checks[key]
 
     def tokenizer(self, spec):
+        """The tokenizer of the model the stage reads (loaded once per folder: a 150k vocabulary takes seconds)."""
         from transformers import AutoTokenizer
 
         from pipeline import models
@@ -151,10 +153,11 @@ class Measurements:
         folder = self.context(spec).resolve_model(spec.config.model)
         if isinstance(folder, dict):
             return models.build_char_tokenizer()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        if not tokenizer.chat_template:
-            tokenizer.chat_template = models.CHAT_TEMPLATE
-        return tokenizer
+        if str(folder) not in self._tokenizers:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer.chat_template = tokenizer.chat_template or models.CHAT_TEMPLATE
+            self._tokenizers[str(folder)] = tokenizer
+        return self._tokenizers[str(folder)]
 
     def lengths(self, spec) -> list[int]:
         if spec.name not in self._lengths:

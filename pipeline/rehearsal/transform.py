@@ -15,7 +15,6 @@ Each stand-in is recorded as one line in `notes`, printed with the rehearsal's t
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from pipeline.rehearsal.shrink import shrink_model
 
 ROWS = 16  # rows kept of every data source
-EVAL_PROBLEMS = 4  # problems per benchmark
+EVAL_PROBLEMS = 2  # problems per benchmark
 MAX_NEW_TOKENS = 16
 TRAIN_LENGTH = 256  # tokens a rehearsal trains on; the real max_length is checked, not used
 TRAINER = {"max_steps": 2, "save_strategy": "steps", "save_steps": 1, "save_total_limit": None,
@@ -216,5 +215,5 @@ def write_recipe(reh: Rehearsal, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# A rehearsal recipe written by `reasonforge run --rehearse`; do not edit.\n" +
-                    yaml.safe_dump(json.loads(json.dumps(reh.raw)), sort_keys=False))
+                    yaml.safe_dump(reh.raw, sort_keys=False))  # YAML, not JSON: a bare `on:` key stays True
     return path
