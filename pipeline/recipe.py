@@ -173,9 +173,6 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
     except (ValueError, TypeError) as e:
         raise RecipeError(path, where, str(e).rstrip(".")) from None
     _check_trainer(config, path, where)
-    problem = first_ref_problem(config, where)
-    if problem:
-        raise RecipeError(path, *problem)
     depends = stages_referenced(config)
     for dep in depends:
         if dep not in earlier:
@@ -183,6 +180,9 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
             raise RecipeError(path, where, f"from: '{dep}' names no earlier stage",
                               f"use one of: {', '.join(earlier) or '(none: this is the first stage)'}"
                               if dep not in (name,) else f"a stage cannot read from {later}")
+    problem = first_ref_problem(config, where)  # after the recipe's own structure: files on disk come last
+    if problem:
+        raise RecipeError(path, *problem)
     launch = coerce(body.get("launch"), dict | None, path, f"{where}.launch")
     if launch:
         from pipeline.launch import check_launch

@@ -85,6 +85,19 @@ def test_curate_names_the_missing_column(tmp_path, capsys):
     assert "columns: {THEIRS: problem}" in err
 
 
+def test_data_ref_renaming_a_missing_column_or_with_no_rows(tmp_path, capsys):
+    rows = tmp_path / "traces.jsonl"
+    rows.write_text(json.dumps(GOOD_ROW) + "\n")
+    assert main(["run", str(_recipe(tmp_path, f"{{path: {rows}, columns: {{question: problem}}}}"))]) == 2
+    assert f"{rows}: columns: no column 'question' to rename (it has: id, problem," in one_error_line(capsys)
+    empty = tmp_path / "none.parquet"
+    datasets.Dataset.from_dict({"problem": [], "response": []}).to_parquet(str(empty))
+    assert main(["run", str(_recipe(tmp_path, empty))]) == 2
+    assert f"{empty}: rows: the file has no rows. Fix: give a file with rows" in one_error_line(capsys)
+    assert main(["run", str(_recipe(tmp_path, f"{{path: {rows}, limit: 0}}"))]) == 2
+    assert f"{rows}: rows: no rows to read (limit: 0). Fix: give data with rows" in one_error_line(capsys)
+
+
 def test_curate_with_no_row_left_fails_unless_allowed(tmp_path, capsys):
     rows = tmp_path / "traces.jsonl"
     rows.write_text(json.dumps({**GOOD_ROW, "response": "4", "thinking": None}) + "\n")

@@ -1,6 +1,12 @@
-"""Turn a DataRef into a `datasets.Dataset`: an upstream stage's output, a released dataset, a file or a hub id."""
+"""Turn a DataRef into a `datasets.Dataset`: an upstream stage's output, a released dataset, a file or a hub id.
+
+A rename of a column the data lacks, a split it lacks, and data with no row at all are DataErrors (one line, exit 2):
+a stage handed zero rows would otherwise fail deep inside a trainer, or succeed with nothing.
+"""
 
 from __future__ import annotations
+
+from pipeline.data.errors import DataError
 
 
 def load_data_ref(ref, ctx=None):
@@ -21,9 +27,16 @@ def load_data_ref(ref, ctx=None):
 
         data = load_rows_or_dataset(ref.path, split=ref.split)
     if ref.columns:
+        missing = [name for name in ref.columns if name not in data.column_names]
+        if missing:
+            raise DataError(ref.describe(), "columns", f"no column '{missing[0]}' to rename (it has: "
+                            f"{', '.join(data.column_names)})", "rename one of the columns it has")
         data = data.rename_columns(dict(ref.columns))
     if ref.limit is not None:
         data = data.select(range(min(ref.limit, len(data))))
+    if len(data) == 0:
+        raise DataError(ref.describe(), "rows", "no rows to read" + (f" (limit: {ref.limit})" if ref.limit == 0 else ""),
+                        "give data with rows; an upstream stage with allow_empty: true may have kept none")
     return data
 
 
@@ -37,5 +50,5 @@ def _pick_split(data, split, where):
             return next(iter(data.values()))
         split = "train"
     if split not in data:
-        raise RuntimeError(f"{where} has no split '{split}'; it has: {', '.join(data)}")
+        raise DataError(where, "split", f"no split '{split}'; it has: {', '.join(data)}", "set split: to one of them")
     return data[split]

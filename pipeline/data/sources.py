@@ -83,6 +83,8 @@ def _explain(path: Path, builder: str, error: Exception) -> DataError:
         bad = _first_bad_jsonl_line(path)
         if bad:
             return DataError(path, f"line {bad[0]}", bad[1], "make every line one JSON object {\"column\": value}")
+    if "corresponds to no data" in detail:  # datasets' words for a readable file with no rows (a header only)
+        return DataError(path, "rows", "the file has no rows", "give a file with rows")
     if builder == "parquet":
         return DataError(path, "(file)", f"not a readable parquet file, truncated or corrupt ({detail})",
                          "write the file again, or download it again")
