@@ -18,7 +18,7 @@ Printed (one JSON object, last line):
     ledger_tokens_ratio tokens (trained + generated + prompt) in the chaos run's ledger / the baseline's; >= 1.0
                         means no killed attempt's work went uncounted (work redone after a kill counts again)
 
-    python benchmarks/chaos.py --quick       # 1 kill per stage (4 kills), a few minutes on a busy 2-core box
+    python benchmarks/chaos.py --quick       # 1 kill per stage; 508 s measured on 2 cores under load 10
     python benchmarks/chaos.py               # 20 kills per stage
 """
 

@@ -89,6 +89,17 @@ def test_sft_resumes_past_a_checkpoint_torn_by_a_kill(tmp_path):
     assert [p.name.split(".")[0] for p in (stage / "incomplete_checkpoints").iterdir()] == ["checkpoint-8"]
 
 
+def test_every_training_stage_resumes_through_the_one_helper():
+    import inspect
+
+    from pipeline.stages import distill, grpo, reward_model, sft
+
+    for module in (sft, grpo, reward_model):
+        source = inspect.getsource(module)
+        assert "last_checkpoint(" in source and "get_last_checkpoint" not in source, module.__name__
+    assert "train(trainer, args, ctx" in inspect.getsource(distill)  # distill trains through sft.train
+
+
 # ---- 2, 3. the ledger: no success row before DONE; killed attempts keep their work ----
 
 def test_a_kill_before_done_leaves_no_success_row(tmp_path, monkeypatch):
