@@ -194,6 +194,18 @@ def test_disk_full_is_one_line_with_path_errno_and_fix(tmp_path, monkeypatch, ca
     assert len(err) == 1 and "metrics.json" in err[0] and "ENOSPC" in err[0] and "free some space" in err[0]
 
 
+def test_a_read_only_run_dir_deep_in_a_chain_is_found():
+    try:
+        try:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), "runs/x/.lock")
+        except OSError as inner:
+            raise RuntimeError("stage 'sft' failed") from inner
+    except RuntimeError as outer:
+        line = artifacts.write_error(outer)
+    assert line.startswith("cannot write runs/x/.lock: [Errno 30]") and "EROFS" in line and "writable" in line
+    assert artifacts.write_error(RuntimeError("unrelated")) is None
+
+
 def test_plan_writes_nothing(tmp_path):
     path = write(tmp_path, "  a: {kind: echo}\n")
     runner.run(load_recipe(path))
