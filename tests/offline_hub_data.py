@@ -54,6 +54,15 @@ SPLITS = {  # rows per split
     "HuggingFaceH4/ultrachat_200k": {"train_sft": 32, "test_sft": 8},
     "HuggingFaceH4/ultrafeedback_binarized": {"train_prefs": 32, "test_prefs": 8},
 }
+# The public splits' sizes, as each dataset's hub README states them in its `dataset_info` (what a rehearsal reads
+# to project a full-scale cost; the fixture itself holds only the rows above).
+PUBLIC_SIZES = {
+    "DigitalLearningGmbH/MATH-lighteval": {"train": 7500, "test": 5000},
+    "open-r1/OpenR1-Math-220k": {"train": 93733},
+    "simplescaling/s1K-1.1": {"train": 1000},
+    "HuggingFaceH4/ultrachat_200k": {"train_sft": 207865, "test_sft": 23110},
+    "HuggingFaceH4/ultrafeedback_binarized": {"train_prefs": 61135, "test_prefs": 2000},
+}
 MATH_TYPES = ["Algebra", "Prealgebra", "Number Theory", "Counting & Probability"]
 
 
@@ -213,8 +222,11 @@ def write_datasets(hf_home: Path) -> None:
 
 def _readme(repo_id: str, splits: list[str]) -> str:
     files = "".join(f"  - split: {split}\n    path: data/{split}-*\n" for split in splits)
-    return (f"---\nconfigs:\n- config_name: default\n  data_files:\n{files}---\n\n# {repo_id} (offline test fixture)\n\n"
-            "Synthetic rows in the public schema; written by tests/offline_hub_data.py.\n")
+    sizes = "".join(f"  - name: {split}\n    num_examples: {PUBLIC_SIZES[repo_id][split]}\n" for split in splits)
+    return (f"---\nconfigs:\n- config_name: default\n  data_files:\n{files}dataset_info:\n  config_name: default\n"
+            f"  splits:\n{sizes}---\n\n# {repo_id} (offline test fixture)\n\n"
+            "Synthetic rows in the public schema; written by tests/offline_hub_data.py. `dataset_info` states the public "
+            "splits' sizes, as the real README does.\n")
 
 
 def prepare_arrow_cache(snapshot: Path, repo_id: str, cache_dir: Path) -> None:

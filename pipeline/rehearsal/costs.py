@@ -47,33 +47,33 @@ def _input_rows(m, spec) -> int | None:
     return total
 
 
-def _params(m, ref, cost: StageCost) -> int:
-    """Full-scale parameters of the model a reference names (its real config, or the stage that trained it)."""
+def _shape(m, ref, cost: StageCost):
+    """The full-size FLOPs shape of the model a reference names (its real config, or the stage that trained it)."""
     if getattr(ref, "stage", None):
-        return m.params.get(ref.stage, 0)
+        return m.shapes.get(ref.stage, projection.shape(None))
     path = getattr(ref, "path", None) or (ref if isinstance(ref, str) else None)
     for info in m.reh.models.values():
         if info["folder"] == path:
-            return int(info["params_full"])
-    cost.assumptions.append("a tiny or stand-in model: no full-scale parameter count")
-    return 0
+            return projection.shape(info["shape_full"])
+    cost.assumptions.append("a tiny or stand-in model: no full-scale FLOPs")
+    return projection.shape(None)
 
 
 def _sft(m, spec, cost, real):
-    params = _params(m, spec.config.model, cost)
-    m.params[spec.name] = params
+    shape = _shape(m, spec.config.model, cost)
+    m.shapes[spec.name] = shape
     limit = real.get("max_length")
     lengths = [min(n, limit) if limit else n for n in m.lengths(spec)]
     if real.get("max_examples") and cost.rows:
         cost.rows = min(cost.rows, int(real["max_examples"]))
     if cost.rows is None:
         cost.assumptions.append("full row count unknown")
-    return projection.sft_cost(cost, params, mean(lengths) if lengths else 0.0, real)
+    return projection.sft_cost(cost, shape, lengths, real)
 
 
 def _grpo(m, spec, cost, real):
-    params = _params(m, spec.config.model, cost)
-    m.params[spec.name] = params
+    params = _shape(m, spec.config.model, cost)
+    m.shapes[spec.name] = params
     tokenizer = m.tokenizer(spec)
     prompts = m.grpo_rows(spec)["prompt"]
     tokens = [len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)
@@ -85,9 +85,9 @@ def _generate(m, spec, cost, real):
     n = int(real.get("n") or 1)
     if m.reh.original["stages"][spec.name].get("backend") == "openai":
         cost.assumptions.append("an endpoint: the provider bills tokens; no device time here")
-        params = 0
+        params = projection.shape(None)
     else:
-        params = _params(m, spec.config.model, cost)
+        params = _shape(m, spec.config.model, cost)
     rows = cost.rows if real.get("limit") is None or cost.rows is None else min(cost.rows, int(real["limit"]))
     cost.rows = rows
     m.rows_out[spec.name] = rows * n if rows is not None else None
@@ -104,7 +104,7 @@ def _evaluate(m, spec, cost, real):
     budget = int(real.get("max_new_tokens") or 32768)
     total = StageCost(spec.name, spec.kind, rows=samples_per_model)
     for ref in spec.config.models:
-        one = projection.sampling_cost(StageCost(spec.name, spec.kind), _params(m, ref, cost), 150.0,
+        one = projection.sampling_cost(StageCost(spec.name, spec.kind), _shape(m, ref, cost), 150.0,
                                        samples_per_model, budget)
         total.tokens_generated += one.tokens_generated
         total.tokens_forward += one.tokens_forward
@@ -132,8 +132,8 @@ def _curate(m, spec, cost, real):
 
 
 def _reward_model(m, spec, cost, real):
-    params = _params(m, spec.config.model, cost)
-    m.params[spec.name] = params
+    params = _shape(m, spec.config.model, cost)
+    m.shapes[spec.name] = params
     cost.assumptions.append("pairs assumed 600 tokens per side")
     return projection.reward_model_cost(cost, params, 600.0, real)
 

@@ -114,12 +114,12 @@ def stage_checks(reh: Rehearsal, recipe, spec, measure: Measurements) -> list[tu
 
 class Measurements:
     """Loads what a check or the projection needs (data through the stage's own loading, tokenizers of the models
-    the stage reads) once, and remembers each stage's full-scale rows and parameter count for those downstream."""
+    the stage reads) once, and remembers each stage's full-scale rows and model shape for those downstream."""
 
     def __init__(self, reh: Rehearsal, recipe):
         self.reh, self.recipe = reh, recipe
         self.rows_out: dict[str, int | None] = {}
-        self.params: dict[str, int] = {}  # stage -> parameters of the model it produced (full scale)
+        self.shapes: dict[str, object] = {}  # stage -> FLOPs shape (compute.ModelShape) of the model it produced
         self._model_checks: dict[str, list] = {}
         self._lengths: dict[str, list[int]] = {}
         self._tokenizers: dict[str, object] = {}

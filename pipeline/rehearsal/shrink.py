@@ -65,21 +65,27 @@ def shrunk_config(config, size: dict):
     return small
 
 
-def count_parameters_of(config) -> int:
-    """Parameters of the full-size model, counted on the meta device (no memory, no weights)."""
+def full_size_shape(config) -> dict:
+    """The full-size model's parameter count and FLOPs shape (pipeline.compute.ModelShape), built on the meta
+    device: no memory, no weights."""
+    import dataclasses
+
     import torch
     from transformers import AutoModelForCausalLM
 
+    from pipeline.compute import shape_of
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    return sum(p.numel() for p in model.parameters())
+    return {"params_full": sum(p.numel() for p in model.parameters()),
+            "shape_full": dataclasses.asdict(shape_of(model))}
 
 
 def shrink_model(source: str, folder: Path, size: dict, seed: int = 0, trust_remote_code: bool = False) -> dict:
     """Save a shrunk random-init copy of `source` into `folder` (reused when it was made from the same source and
     size) and return what the rehearsal reports about it: the full model's parameter count and architecture."""
     marker = folder / MARKER
-    wanted = {"source": source, "size": size, "seed": seed}
+    wanted = {"source": source, "size": size, "seed": seed, "format": 2}
     if marker.exists():
         info = json.loads(marker.read_text())
         if {k: info.get(k) for k in wanted} == wanted:
@@ -96,7 +102,7 @@ def shrink_model(source: str, folder: Path, size: dict, seed: int = 0, trust_rem
     model = AutoModelForCausalLM.from_config(small, trust_remote_code=trust_remote_code)
     model.generation_config = _generation_config(source, model.generation_config)
     info = {**wanted, "folder": str(folder), "architecture": (config.architectures or [type(model).__name__])[0],
-            "params_full": count_parameters_of(config), "params_rehearsal": sum(p.numel() for p in model.parameters()),
+            **full_size_shape(config), "params_rehearsal": sum(p.numel() for p in model.parameters()),
             "vocab_size": config.vocab_size, "max_position_embeddings": getattr(config, "max_position_embeddings", None),
             "tie_word_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
             "layers_full": config.num_hidden_layers, "hidden_full": config.hidden_size,

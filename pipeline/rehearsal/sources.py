@@ -3,7 +3,7 @@
 A hub dataset is streamed (`datasets.load_dataset(..., streaming=True)`): the first rows arrive without the split
 being downloaded. A released dataset is streamed from its card's hub id the same way (or cut from its local copy).
 A local file or folder keeps its path with a `limit`. The full row count, for the cost projection, comes from the
-recipe's own `limit`, the card's `size`, or the hub's dataset info, in that order; None when none says.
+recipe's own `limit`, the data card's `size`, or the hub README's `dataset_info`, in that order; None when none says.
 """
 
 from __future__ import annotations
@@ -66,12 +66,24 @@ def _stream_to_file(hub_id: str, config: str | None, split: str, folder: Path, r
 
 
 def _hub_rows(hub_id: str, config: str | None, split: str) -> int | None:
-    """The split's row count from the hub's dataset info, without downloading data; None when it is not known."""
+    """The split's row count as the dataset's hub README states it (`dataset_info`, fetched alone, no data), else
+    the datasets library's info for it; None when neither says."""
+    from huggingface_hub import DatasetCard
+
+    try:
+        infos = DatasetCard.load(hub_id).data.to_dict().get("dataset_info") or []
+    except Exception:  # noqa: BLE001 - no card, offline without it: fall back below
+        infos = []
+    for info in infos if isinstance(infos, list) else [infos]:
+        if info.get("config_name", "default") == (config or "default"):
+            sizes = {s.get("name"): s.get("num_examples") for s in info.get("splits") or []}
+            if sizes.get(split):
+                return int(sizes[split])
     try:
         import datasets
 
-        info = datasets.load_dataset_builder(hub_id, config).info
-        return int(info.splits[split].num_examples) if info.splits and split in info.splits else None
+        splits = datasets.load_dataset_builder(hub_id, config).info.splits
+        return int(splits[split].num_examples) if splits and split in splits else None
     except Exception:  # noqa: BLE001 - a missing count only makes the projection say "unknown"
         return None
 
