@@ -115,6 +115,8 @@ def scripted_recipe(tmp_path, monkeypatch):
     data = tmp_path / "tiny.jsonl"
     data.write_text("".join(json.dumps({"problem": f"{i}+{4 - i}", "answer": "4"}) + "\n" for i in range(3)))
     path = tmp_path / "r.yaml"
+    for name in ("a", "b"):  # the scripted backend loads nothing, but a recipe's local model folders must exist
+        (tmp_path / name).mkdir()
     path.write_text(textwrap.dedent(RECIPE.format(run=tmp_path / "run", model_a=tmp_path / "a",
                                                   model_b=tmp_path / "b", data=data)))
     calls = []
