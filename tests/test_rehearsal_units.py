@@ -36,15 +36,24 @@ def test_a_bad_size_is_refused_with_the_form(text):
         parse_size(text)
 
 
-def test_projection_arithmetic_is_6n_trained_2n_generated():
-    cost = projection.sft_cost(projection.StageCost("s", "sft", rows=1000), int(1e9), 2000.0,
-                               {"num_train_epochs": 3})
-    assert cost.tokens_trained == 6e6 and cost.flops == 6 * 1e9 * 6e6
+def test_projection_uses_the_ledgers_formulas_on_the_full_size_shape():
+    from pipeline.compute import ModelShape, training_flops
+
+    shape = ModelShape(params=int(1e9), layers=28, attn_dim=1536)
+    lengths = [1000, 3000]  # mean 2000 tokens, token-weighted context (1000^2 + 3000^2) / 4000 = 2500
+    cost = projection.sft_cost(projection.StageCost("s", "sft", rows=1000), shape, lengths, {"num_train_epochs": 3})
+    assert cost.tokens_trained == 6e6
+    assert cost.flops == training_flops(shape, 6e6, 2500.0)
+    assert cost.flops > 6 * 1e9 * 6e6  # attention counted on top of 6N
     assert cost.device_hours == pytest.approx(cost.flops / (projection.PEAK_FLOPS * projection.MFU_TRAIN) / 3600)
-    grpo = projection.grpo_cost(projection.StageCost("g", "grpo", rows=100), int(1e9), 100.0,
+    grpo = projection.grpo_cost(projection.StageCost("g", "grpo", rows=100), shape, 100.0,
                                 {"num_train_epochs": 1, "num_generations": 8, "max_completion_length": 400})
     assert grpo.tokens_generated == 100 * 8 * 100  # 25% of a 400-token budget, stated in the assumptions
     assert any("25%" in a for a in grpo.assumptions)
+    with_ref = projection.grpo_cost(projection.StageCost("g", "grpo", rows=100), shape, 100.0,
+                                    {"num_train_epochs": 1, "num_generations": 8, "max_completion_length": 400,
+                                     "beta": 0.04})
+    assert with_ref.flops > grpo.flops  # the reference model's forward pass
 
 
 RECIPE = """
