@@ -34,7 +34,7 @@ def test_a_shipped_real_scale_recipe_rehearses_to_the_end(offline_hub, tmp_path,
         if stage["kind"] in TRAINING + ("generate", "evaluate"):
             assert checks.get("turn end = eos = stop", True) is True, stage  # every model stops where it ends a turn
     for info in report["models"].values():  # the real models' sizes, not the shrunk ones
-        assert info["params_full"] > 1e9 > 1e7 > info["params_rehearsal"]
+        assert info["params_full"] > 1e9 and info["params_rehearsal"] < info["params_full"] / 50
 
 
 def test_the_rehearsal_projects_from_the_hubs_full_sizes(offline_hub, tmp_path):
