@@ -32,6 +32,8 @@ SHRINK = [
     "stages.distill.trainer.max_steps=2",
     ("stages.evaluate.benchmarks=[{name: column_sum_test, data: {from: problems, split: test}, n: 2, "
      "prompt_template: '{problem}'}]"),
+    # a few steps meet no claim: the summary still reports them, without failing the run as the recipe's does
+    "stages.summary.fail_on_miss=false",
 ]
 
 
