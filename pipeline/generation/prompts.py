@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from pipeline.data.schema import TRACE_COLUMNS, split_response
+from pipeline.data.schema import THINK_OPEN, TRACE_COLUMNS, split_response
 
 R1_MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 DEFAULT_TEMPLATE = "{problem}\n" + R1_MATH_SUFFIX
@@ -43,12 +43,14 @@ def check_template(template: str, columns: list[str]) -> None:
 
 @dataclass
 class Unit:
-    """One prompt: its id, the chat messages before the answer, what the backend receives, the source row."""
+    """One prompt: its id, the chat messages before the answer, what the backend receives, the source row, and
+    the start of the response the prompt already wrote (a `<think>\n` the template opened, the prefill)."""
 
     id: str
     messages: list[dict]
     prompt: str | list  # a rendered string, or messages (+ a prefill turn) for a chat endpoint
     row: dict
+    opened: str = ""
 
     def sort_key(self) -> tuple:
         size = len(self.prompt) if isinstance(self.prompt, str) else len(json.dumps(self.prompt))
@@ -80,18 +82,32 @@ def build_units(rows, *, template: str, system_prompt: str | None, prefill: str,
             repeats += 1
             continue
         seen[uid] = messages
-        units.append(Unit(uid, messages, _backend_prompt(messages, prefill, backend, chat_template, system_prompt),
-                          row))
+        prompt, opened = _backend_prompt(messages, prefill, backend, chat_template, system_prompt)
+        units.append(Unit(uid, messages, prompt, row, opened))
     return units, repeats
 
 
-def _backend_prompt(messages, prefill, backend, chat_template: bool, system_prompt):
+def _backend_prompt(messages, prefill, backend, chat_template: bool, system_prompt) -> tuple[str | list, str]:
+    """(what the backend receives, the start of the response it holds)."""
     if backend.wants_messages:
-        return messages + ([{"role": "assistant", "content": prefill}] if prefill else [])
+        return messages + ([{"role": "assistant", "content": prefill}] if prefill else []), prefill
     if chat_template:
-        return backend.render(messages, add_generation_prompt=True) + prefill
+        from pipeline.evaluation.sampling import split_opened
+
+        rendered = backend.render(messages, add_generation_prompt=True)
+        prefill = _not_reopened(prefill, rendered)
+        return rendered + prefill, split_opened(rendered, prefill)[1]
     user = messages[-1]["content"]
-    return (f"{system_prompt}\n\n" if system_prompt else "") + user + prefill
+    return (f"{system_prompt}\n\n" if system_prompt else "") + user + prefill, prefill
+
+
+def _not_reopened(prefill: str, rendered: str) -> str:
+    """The prefill without a `<think>` the chat template's generation prompt already opened (R1-Distill templates
+    end it with `<think>\n`): a recipe's prefill "<think>\n" would otherwise open a second think block."""
+    if not (rendered.rstrip().endswith(THINK_OPEN) and prefill.lstrip().startswith(THINK_OPEN)):
+        return prefill
+    written = rendered[rendered.rfind(THINK_OPEN) + len(THINK_OPEN):]  # "\n" after the template's tag
+    return prefill.lstrip()[len(THINK_OPEN):].removeprefix(written)
 
 
 def passthrough_columns(columns: list[str]) -> list[str]:
@@ -99,10 +115,11 @@ def passthrough_columns(columns: list[str]) -> list[str]:
     return [c for c in columns if c not in TRACE_COLUMNS and c not in GENERATED_COLUMNS]
 
 
-def trace_from_completion(unit: Unit, sample_index: int, completion, *, prefill: str, teacher: str,
-                          sampling: dict, passthrough: list[str]) -> dict:
-    """One canonical trace row; the response is prefill + completion, split the rewards.split_response way."""
-    response = prefill + completion.text
+def trace_from_completion(unit: Unit, sample_index: int, completion, *, teacher: str, sampling: dict,
+                          passthrough: list[str]) -> dict:
+    """One canonical trace row; the response is what the prompt opened (the template's `<think>\n`, the prefill)
+    + the completion, split the rewards.split_response way."""
+    response = unit.opened + completion.text
     thinking, answer = split_response(response)
     problem = unit.row.get("problem")
     gold = unit.row.get("gold_answer")

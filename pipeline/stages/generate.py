@@ -201,8 +201,7 @@ def _generate_all(units, backend, params, cfg: GenerateStage, ctx: StageContext,
                 continue
             completions = backend.generate([u.prompt for u in todo], _with_seed(params, params.seed + b),
                                            rows=[u.row for u in todo])
-            rows = [trace_from_completion(u, j, c, prefill=cfg.prefill, teacher=backend.name, sampling=sampling,
-                                          passthrough=passthrough)
+            rows = [trace_from_completion(u, j, c, teacher=backend.name, sampling=sampling, passthrough=passthrough)
                     for u, samples in zip(todo, completions) for j, c in enumerate(samples)
                     if (u.id, j) not in store.done]
             # Into the ledger batch by batch, so a failed or interrupted attempt still accounts for its work; before
