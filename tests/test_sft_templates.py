@@ -95,6 +95,9 @@ def test_llama3_style_family_gets_exactly_one_bos(tmp_path, own_template):
     rendered = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     assert _bos_count(models.encode_prompt(tok, rendered), tok) == 1
     assert models.encode_prompt(tok, rendered)[0] == tok.bos_token_id
+    # GRPO's path: TRL tokenizes conversational prompts with apply_chat_template, which adds no special tokens
+    grpo = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    assert grpo == models.encode_prompt(tok, rendered)
 
     _, _, ids = _trained(model, tok, tmp_path)
     assert [_bos_count(x, tok) for x in ids] == [1] * len(ROWS) and all(x[0] == tok.bos_token_id for x in ids)
