@@ -35,14 +35,12 @@ def test_a_shipped_real_scale_recipe_rehearses_to_the_end(offline_hub, tmp_path,
             assert checks.get("turn end = eos = stop", True) is True, stage  # every model stops where it ends a turn
     for info in report["models"].values():  # the real models' sizes, not the shrunk ones
         assert info["params_full"] > 1e9 and info["params_rehearsal"] < info["params_full"] / 50
-
-
-def test_the_rehearsal_projects_from_the_hubs_full_sizes(offline_hub, tmp_path):
-    """grpo on MATH-lighteval: 7,500 problems as the hub README states (the fixture holds 48), 8 samples each."""
-    code, report = rehearse("grpo-qwen2.5-1.5b-math", tmp_path / "run", "--rehearse-no-launch")
-    rl = next(s for s in report["stages"] if s["stage"] == "rl")
-    assert code == 0 and rl["cost"]["rows"] == 7500
-    assert rl["cost"]["tokens_generated"] == pytest.approx(7500 * 8 * 0.25 * 2048)
+    if name == "grpo-qwen2.5-1.5b-math":
+        # projected from the hub's full size: MATH-lighteval's 7,500 problems as its README states (the fixture
+        # holds 48), 8 samples each, a quarter of the 2,048-token budget assumed per completion
+        rl = next(s for s in report["stages"] if s["stage"] == "rl")
+        assert rl["cost"]["rows"] == 7500
+        assert rl["cost"]["tokens_generated"] == pytest.approx(7500 * 8 * 0.25 * 2048)
 
 
 @pytest.mark.slow
