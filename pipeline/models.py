@@ -19,10 +19,7 @@ ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 
 # Our template for base models that have none. `{% generation %}` marks the assistant turn so that TRL's
 # assistant_only_loss trains on exactly that turn; the turn ends with eos_token, which is what teaches stopping.
-# It opens with the tokenizer's bos when there is one: a Llama/Mistral base model was pretrained with a BOS first,
-# and chat text is tokenized without the tokenizer's own special tokens (see encode_prompt).
 CHAT_TEMPLATE = (
-    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
     "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}{{ '\n' }}"
@@ -32,6 +29,11 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
+# For a family whose tokenizer starts every text with BOS (Llama, Mistral base models were pretrained that way), the
+# same layout opening with it: chat text is tokenized without the tokenizer's own special tokens (encode_prompt,
+# TRL's apply_chat_template), so the template must write it. Families without a BOS of their own (Qwen, the tiny
+# char-level models) get none.
+BOS_CHAT_TEMPLATE = "{{ bos_token }}" + CHAT_TEMPLATE
 
 TINY_DEFAULTS = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": None, "max_positions": 512}
 
@@ -139,7 +141,7 @@ def prepare_for_chat(model, tokenizer, add_think_tokens: bool = False) -> None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         log.info("the tokenizer has no chat template: attaching ReasonForge's (R1 layout, eos ends the turn)")
-        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.chat_template = chat_template_for(tokenizer)
     if add_think_tokens:
         missing = [t for t in THINK_TOKENS if t not in tokenizer.get_vocab()]
         if missing:
@@ -150,6 +152,13 @@ def prepare_for_chat(model, tokenizer, add_think_tokens: bool = False) -> None:
         gen.eos_token_id = tokenizer.eos_token_id
     if gen.pad_token_id is None:
         gen.pad_token_id = tokenizer.pad_token_id
+
+
+def chat_template_for(tokenizer) -> str:
+    """Our template for a tokenizer that has none: with a leading BOS when the tokenizer adds one to text itself."""
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+    return BOS_CHAT_TEMPLATE if adds_bos else CHAT_TEMPLATE
 
 
 def uses_bos(tokenizer) -> bool:

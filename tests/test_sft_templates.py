@@ -66,7 +66,8 @@ def test_our_template_keeps_assistant_loss_and_checks_it(tiny_model_dir, tmp_pat
     model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
     with caplog.at_level(logging.INFO, logger="test"):
         mode, labeled, ids = _trained(model, tok, tmp_path)
-    assert [x.count(tok.bos_token_id) for x in ids] == [1] * len(ROWS)  # our template writes the bos
+    # the char-level tokenizer adds no BOS to text of its own: its family has none, and our template writes none
+    assert [x.count(tok.bos_token_id) for x in ids] == [0] * len(ROWS)
     assert mode == "assistant" and labeled == [f"<think>\n{r['thinking']}\n</think>\n{r['answer']}</s>"
                                                for r in ROWS]
     assert "keeps the thinking" in caplog.text
@@ -118,11 +119,20 @@ def test_llama3_style_family_gets_exactly_one_bos(tmp_path, own_template):
 
 
 def test_our_template_writes_the_bos_of_a_bos_family():
-    tok = models.build_char_tokenizer()
+    tok = rt.llama3_style_tokenizer()  # a base model: no template, a tokenizer that adds BOS to any text
+    tok.chat_template = None
+    models.prepare_for_chat(rt.tiny_model(tok), tok)
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    assert text.startswith("<s><|user|>") and text.count("<s>") == 1
+    assert text.startswith(tok.bos_token + "<|user|>") and text.count(tok.bos_token) == 1
     assert _bos_count(models.encode_prompt(tok, text), tok) == 1
     assert _bos_count(models.encode_prompt(tok, "raw text"), tok) == 1
+
+
+def test_our_template_writes_no_bos_for_a_family_that_adds_none():
+    tok = models.build_char_tokenizer()  # has a <s>, but never puts it in front of text: the tiny models' family
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert text.startswith("<|user|>") and not models.uses_bos(tok)
+    assert _bos_count(models.encode_prompt(tok, text), tok) == 0
 
 
 def test_a_family_without_bos_gets_none():

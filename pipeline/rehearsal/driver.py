@@ -155,7 +155,7 @@ class Measurements:
             return models.build_char_tokenizer()
         if str(folder) not in self._tokenizers:
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            tokenizer.chat_template = tokenizer.chat_template or models.CHAT_TEMPLATE
+            tokenizer.chat_template = tokenizer.chat_template or models.chat_template_for(tokenizer)
             self._tokenizers[str(folder)] = tokenizer
         return self._tokenizers[str(folder)]
 

@@ -68,7 +68,7 @@ def load_reward_model(source, seed: int = 0, trust_remote_code: bool = False, co
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
-        tokenizer.chat_template = models.CHAT_TEMPLATE
+        tokenizer.chat_template = models.chat_template_for(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
