@@ -274,7 +274,7 @@ def parse_card(path) -> tuple[dict, str]:
 
 
 def add_cli(subparsers) -> None:
-    """`reasonforge card PATH`: pipeline/cli_extra.py calls this when the module is there."""
+    """`reasonforge card PATH`."""
     p = subparsers.add_parser("card", help="write or refresh the dataset card (README.md) of a datasets folder")
     p.add_argument("path", help="a save_to_disk folder (e.g. runs/NAME/curate/dataset) or its README.md")
     p.add_argument("--tokenizer", help="count token lengths with this tokenizer (path or hub id), not whitespace")

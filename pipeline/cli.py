@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cost", help="compute and cost per stage, headline versus total")
     p.add_argument("run_dir")
     p.set_defaults(handler=cmd_cost)
-    from pipeline import cli_extra
+    from pipeline import cards
+    from pipeline.stages import evaluate
 
-    cli_extra.add_commands(sub)
+    evaluate.add_cli(sub)
+    cards.add_cli(sub)
     return parser
 
 
@@ -175,10 +177,7 @@ def _listings():
     for title, module, fn in (("rewards", "rewards", "list_rewards"), ("tasks", "pipeline.tasks", "list_tasks"),
                               ("benchmarks", "pipeline.data.benchmarks", "list_benchmarks"),
                               ("released datasets", "pipeline.data.adapters", "list_released")):
-        try:
-            yield title, getattr(importlib.import_module(module), fn)()
-        except (ImportError, AttributeError):
-            continue
+        yield title, getattr(importlib.import_module(module), fn)()
 
 
 def cmd_cost(args) -> int:

@@ -112,11 +112,9 @@ def hub_revisions(value, key: str | None = None) -> dict[str, str | None]:
 
 def _cached_commit(repo_id: str) -> str | None:
     """The commit `refs/main` names in the hub cache, for a model or else a dataset repo; no network."""
-    try:
-        from huggingface_hub import constants
-        from huggingface_hub.file_download import repo_folder_name
-    except ImportError:
-        return None
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
     for repo_type in ("model", "dataset"):
         ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type=repo_type) / "refs" / "main"
         if ref.is_file():

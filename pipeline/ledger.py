@@ -39,13 +39,10 @@ def _now_iso() -> str:
 def detect_devices() -> tuple[str, int]:
     """(kind, count) of the accelerators this process may use; without one ('cpu', the cores it may run on: what
     a rented machine bills, whether or not torch keeps them all busy)."""
-    try:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0), torch.cuda.device_count()
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0), torch.cuda.device_count()
     return "cpu", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

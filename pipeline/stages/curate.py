@@ -203,10 +203,8 @@ def _provenance(cfg: CurateStage, ctx: StageContext, lineage: dict) -> dict:
 
 def _costs(ctx: StageContext, lineage: dict) -> dict | None:
     """The ledger's cost of the stages that made these rows (this stage's own attempt is still open)."""
-    try:
-        from pipeline.ledger import stage_costs
-    except ImportError:
-        return None
+    from pipeline.ledger import stage_costs
+
     costs = stage_costs(ctx.run_dir)
     return {stage: costs[stage] for stage in lineage if stage in costs} or None
 
