@@ -6,7 +6,7 @@ import math
 
 from .accuracy import correctness
 from .registry import register
-from .text import column, completion_text
+from .text import column, completion_text, repeat_fraction
 
 
 def completion_lengths(texts: list[str], tokenizer: str | None) -> list[float]:
@@ -82,16 +82,8 @@ def soft_overlong(max_len: int = 4096, cache_len: int = 1024, tokenizer: str | N
 
 
 def repetition_score(text: str, ngram_size: int, max_penalty: float) -> float:
-    """max_penalty * (1 - distinct word n-grams / all word n-grams); words are lowercased whitespace splits.
-
-    0.0 for a text with fewer than ``ngram_size`` words.
-    """
-    words = text.lower().split()
-    total = len(words) - ngram_size + 1
-    if total <= 0:
-        return 0.0
-    distinct = len(set(zip(*(words[i:] for i in range(ngram_size)))))
-    return (1.0 - distinct / total) * max_penalty
+    """max_penalty * the share of repeated word n-grams (``repeat_fraction``); 0.0 below ``ngram_size`` words."""
+    return repeat_fraction(text, ngram_size) * max_penalty
 
 
 @register("repetition_penalty")

@@ -102,7 +102,7 @@ def split_response(text: str) -> tuple[str | None, str]:
     thinking is the text between the first ``<think>`` and the first ``</think>``, or all the text before
     ``</think>`` when there is no ``<think>`` (the prompt prefilled it); answer is everything after that first
     ``</think>`` (so a second think block ends up in the answer, where the format reward rejects it). With no
-    ``</think>`` at all the result is ``(None, whole text)``. Same rule as ``pipeline.data.schema.split_response``.
+    ``</think>`` at all the result is ``(None, whole text)``.
     """
     if THINK_CLOSE not in text:
         return None, text.strip()
@@ -189,6 +189,15 @@ def answer_tags(text: str) -> list[str]:
         found.append(text[inner + len("<answer>") : end].strip())
         position = end + len("</answer>")
     return found
+
+
+def repeat_fraction(text: str | None, n: int) -> float:
+    """1 - distinct/all over the word n-grams of ``text`` (lowercased whitespace splits); 0.0 below n words."""
+    tokens = text.lower().split() if text else []
+    if len(tokens) < n or n < 1:
+        return 0.0
+    grams = list(zip(*(tokens[j:] for j in range(n))))
+    return 1.0 - len(set(grams)) / len(grams)
 
 
 def remove_spans(text: str, opening: str, closing: str, replacement: str = " ") -> str:

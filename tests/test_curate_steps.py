@@ -142,6 +142,17 @@ def test_repetition_and_script_measures():
     assert script_fraction("中文", "han") == 1.0
 
 
+def test_script_fraction_is_the_language_rewards_rule():
+    """One rule for the filter and the reward: variables and math do not count against a Chinese chain of thought."""
+    from rewards.language import SCRIPTS
+    from rewards.language import script_fraction as reward_fraction
+
+    text = "设x为宽度，那么长度是3x，$2(x+3x)=240$。" * 3
+    assert script_fraction(text, "han") == 1.0 == reward_fraction(text, SCRIPTS["han"])
+    assert script_fraction("$x + y$ = 3, \\alpha", "han") == 1.0  # no letters left: nothing to judge
+    assert script_fraction("words here", "han") == 0.0 == reward_fraction("words here", SCRIPTS["han"])
+
+
 # ---------------------------------------------------------------- dedup
 
 
