@@ -14,7 +14,7 @@ def test_ls_lists_every_section(capsys):
 
 
 def test_ls_surfaces_a_broken_listing(monkeypatch):
-    import pipeline.data.benchmarks as benchmarks
+    from pipeline.data import benchmarks
 
     monkeypatch.delattr(benchmarks, "list_benchmarks")
     with pytest.raises(AttributeError, match="list_benchmarks"):

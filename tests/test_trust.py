@@ -9,9 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +19,7 @@ import pytest
 import tests.stage_fixtures  # noqa: F401
 from pipeline import artifacts, fingerprint, ledger, runner, training
 from pipeline.recipe import load_recipe
+from tests.helpers import local_server
 
 RUN_SCRIPT = """
 import sys, tests.stage_fixtures
@@ -222,7 +222,9 @@ def test_code_hash_follows_imports_not_the_whole_package():
     grpo = fingerprint.code_hashes("pipeline.stages.grpo")
     sft = fingerprint.code_hashes("pipeline.stages.sft")
     assert "rewards/accuracy.py" in grpo and "pipeline/training.py" in grpo and "pipeline/stages/grpo.py" in grpo
-    assert not any(f.startswith("rewards/") for f in sft) and "pipeline/stages/grpo.py" not in sft
+    # sft reaches the think-split rule (rewards/think.py, a leaf module) and none of the reward functions
+    assert not any(f.startswith("rewards/") and f != "rewards/think.py" for f in sft) and "rewards/think.py" in sft
+    assert "pipeline/stages/grpo.py" not in sft
     assert not any(f.endswith(".md") for f in grpo)
 
 
@@ -351,14 +353,9 @@ class _Endpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint(monkeypatch):
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
     _Endpoint.seen = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with local_server(_Endpoint, monkeypatch) as url:
+        yield url
 
 
 def test_the_judge_retries_a_429_after_retry_after(endpoint, monkeypatch):

@@ -9,7 +9,7 @@ after ``</think>`` (it may hold ``\\boxed{}``), ``gold_answer`` is the reference
 
 from __future__ import annotations
 
-from rewards.text import THINK_CLOSE, THINK_OPEN, split_response  # noqa: F401 (one rule; re-exported for the pipeline)
+from rewards.think import THINK_CLOSE, THINK_OPEN, split_response  # noqa: F401 (one rule; re-exported for the pipeline)
 
 TRACE_COLUMNS = {
     "id": "stable id of the problem (prompt id); samples of one problem share it",
