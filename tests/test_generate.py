@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from pipeline.data.templates import check_template, fill_template
 from pipeline.generation import SamplingParams, apply_stop, estimate_parameters, make_backend
 from pipeline.generation.openai_backend import retry_after
-from pipeline.generation.prompts import DEFAULT_TEMPLATE, check_template, fill_template
+from pipeline.generation.prompts import DEFAULT_TEMPLATE
 from pipeline.shards import ShardStore, read_shards
 
 PROMPTS = ["1+1=?", "what is 23*7?", "x", "a much longer prompt than the others, to pad the batch", "17-9=?", "ok"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.context import StageContext, StageResult
+from pipeline.data.templates import template_fields
 from pipeline.evaluation.metrics import check_ks
 from pipeline.evaluation.sampling import DEFAULT_PROMPT
 from pipeline.refs import DataRef, ModelRef
@@ -46,8 +47,12 @@ class EvalBenchmark:
         check_ks(self.k, self.n)
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit: must be a positive number of problems, got {self.limit}")
-        if "{problem}" not in self.prompt_template:
+        fields = template_fields(self.prompt_template)
+        if "problem" not in fields:
             raise ValueError("prompt_template: must contain {problem}, where the problem text goes")
+        if extra := [f for f in fields if f != "problem"]:
+            raise ValueError(f"prompt_template: {{{extra[0]}}} is not a field here (only {{problem}} is); write a "
+                             "literal brace as {{ or }}")
         if self.benchmark:
             _check_benchmark_name(self.benchmark)
         self.name = self.name or (Path(self.benchmark).stem if self.benchmark else _data_label(self.data))

@@ -104,8 +104,9 @@ def _check_options(backend: str, options: dict) -> None:
 @register_stage("generate", GenerateStage, help="sample chains of thought from a teacher (resumable JSONL shards)")
 def run(cfg: GenerateStage, ctx: StageContext) -> StageResult:
     """Sample n completions per prompt into shards, then consolidate them into a canonical trace dataset."""
+    from pipeline.data.templates import check_template
     from pipeline.generation import SamplingParams
-    from pipeline.generation.prompts import build_units, check_template, output_features, passthrough_columns
+    from pipeline.generation.prompts import build_units, output_features, passthrough_columns
 
     data = ctx.load_dataset(cfg.data)
     if cfg.limit is not None:
