@@ -49,9 +49,9 @@ def _lengths(splits: dict, tokenizer: str | None) -> dict[str, list[int]]:
 
     tok = None
     if tokenizer:
-        from transformers import AutoTokenizer
+        from rewards.tokenizer import shared_tokenizer
 
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+        tok = shared_tokenizer(tokenizer)
     out: dict[str, list[int]] = {part: [] for part in LENGTH_PARTS}
     for ds in splits.values():
         columns = [c for c in LENGTH_PARTS if c in ds.column_names]

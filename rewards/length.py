@@ -13,9 +13,9 @@ def completion_lengths(texts: list[str], tokenizer: str | None) -> list[float]:
     """Lengths of ``texts`` in tokens of ``tokenizer`` (a hub id or path, no special tokens), or characters / 4."""
     if tokenizer is None:
         return [len(text) / 4 for text in texts]
-    from .models import load_tokenizer
+    from .tokenizer import shared_tokenizer
 
-    tok = load_tokenizer(tokenizer)
+    tok = shared_tokenizer(tokenizer)
     return [float(len(ids)) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 

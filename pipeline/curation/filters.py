@@ -47,9 +47,9 @@ def script_fraction(text: str | None, script: str = "latin") -> float:
 def token_counts(texts: list[str], tokenizer: str | None) -> list[int]:
     if tokenizer is None:
         return [whitespace_tokens(t) for t in texts]
-    from transformers import AutoTokenizer
+    from rewards.tokenizer import shared_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(tokenizer)
+    tok = shared_tokenizer(tokenizer)
     counts = []
     for start in range(0, len(texts), 1024):
         encoded = tok(texts[start:start + 1024], add_special_tokens=False)["input_ids"]

@@ -146,15 +146,13 @@ class Measurements:
 
     def tokenizer(self, spec):
         """The tokenizer of the model the stage reads (loaded once per folder: a 150k vocabulary takes seconds)."""
-        from transformers import AutoTokenizer
-
         from pipeline import models
 
         folder = self.context(spec).resolve_model(spec.config.model)
         if isinstance(folder, dict):
             return models.build_char_tokenizer()
         if str(folder) not in self._tokenizers:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = models.load_tokenizer(folder)
             tokenizer.chat_template = tokenizer.chat_template or models.CHAT_TEMPLATE
             self._tokenizers[str(folder)] = tokenizer
         return self._tokenizers[str(folder)]
