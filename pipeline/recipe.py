@@ -185,7 +185,7 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
         raise RecipeError(path, *problem)
     launch = coerce(body.get("launch"), dict | None, path, f"{where}.launch")
     if launch:
-        from pipeline.launch import check_launch
+        from pipeline.launch_checks import check_launch
 
         try:
             check_launch(launch)

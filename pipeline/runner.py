@@ -205,12 +205,14 @@ def run_stage(recipe: Recipe, spec: StageSpec, launch=None, fresh: bool = False)
         from pipeline.launch import launch_stage, machine_rank
 
         if machine_rank(launch_cfg) > 0:  # another node of a multi-node launch: node 0 owns the stage dir
-            return launch_stage(recipe, spec, launch_cfg)
+            launch_stage(recipe, spec, launch_cfg)
+            return load_result(recipe, spec.name)
     ident = stage_identity(recipe, spec, fingerprint.ContentHasher(recipe.run_dir / HASH_CACHE))
     prepare_stage_dir(recipe.run_dir, spec.name, ident, fresh)
     try:
         if launch_cfg:
-            result = launch_stage(recipe, spec, launch_cfg)
+            launch_stage(recipe, spec, launch_cfg)
+            result = load_result(recipe, spec.name)
         else:
             result = execute_stage(recipe, spec, ident)
     except BaseException:

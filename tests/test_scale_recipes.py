@@ -8,7 +8,8 @@ import pytest
 
 import tests.stage_fixtures  # noqa: F401
 from pipeline.cli import main
-from pipeline.launch import check_launch, launch_command
+from pipeline.launch import launch_command
+from pipeline.launch_checks import check_launch
 from pipeline.recipe import RecipeError, load_recipe
 
 SCALE_RECIPES = ["distill-qwen2.5-math-1.5b-openr1", "grpo-qwen2.5-1.5b-math", "synthesize-openai-teacher",
