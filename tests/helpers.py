@@ -25,7 +25,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def save_tiny_model(folder: Path, seed: int) -> Path:
     """A saved tiny Llama model + char tokenizer + chat template, loadable with from_pretrained."""
-    from pipeline import models
+    from pipeline.training import models
 
     tok = models.build_char_tokenizer()
     model = models.build_tiny_model({"layers": 2, "hidden": 32, "heads": 2, "kv_heads": 1}, tok, seed=seed)

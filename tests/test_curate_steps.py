@@ -122,7 +122,7 @@ def test_filter_checks_switch_off():
 
 
 def test_filter_length_by_tokenizer(tmp_path):
-    from pipeline import models
+    from pipeline.training import models
 
     tok = models.build_char_tokenizer()  # one token per character
     tok.save_pretrained(tmp_path / "tok")

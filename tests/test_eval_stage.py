@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from pipeline import runner
-from pipeline.recipe import load_recipe
+from pipeline.run import runner
+from pipeline.run.recipe import load_recipe
 from tests.helpers import save_tiny_model, write_jsonl
 
 RECIPE = """

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runner
-from pipeline.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run import runner
+from pipeline.run.recipe import RecipeError, load_recipe
+from pipeline.training.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
 from tests.helpers import write_jsonl, write_recipe
 
 

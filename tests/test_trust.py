@@ -17,8 +17,9 @@ from typing import ClassVar
 import pytest
 
 import tests.stage_fixtures  # noqa: F401
-from pipeline import artifacts, fingerprint, ledger, runner, training
-from pipeline.recipe import load_recipe
+from pipeline.run import artifacts, fingerprint, ledger, runner
+from pipeline.run.recipe import load_recipe
+from pipeline.training import common as training
 from tests.helpers import local_server
 
 RUN_SCRIPT = """
@@ -221,7 +222,7 @@ def test_plan_writes_nothing(tmp_path):
 def test_code_hash_follows_imports_not_the_whole_package():
     grpo = fingerprint.code_hashes("pipeline.stages.grpo")
     sft = fingerprint.code_hashes("pipeline.stages.sft")
-    assert "rewards/accuracy.py" in grpo and "pipeline/training.py" in grpo and "pipeline/stages/grpo.py" in grpo
+    assert "rewards/accuracy.py" in grpo and "pipeline/training/common.py" in grpo and "pipeline/stages/grpo.py" in grpo
     # sft reaches the leaf modules it shares with the rewards (the think split, tokenizer loading), no reward
     leaves = {"rewards/think.py", "rewards/tokenizer.py"}
     assert {f for f in sft if f.startswith("rewards/")} == leaves
@@ -237,12 +238,12 @@ def test_a_code_change_reruns_the_stage_and_names_the_file(tmp_path, monkeypatch
     def edited(module):
         hashes = dict(real(module))
         if "tests/stage_fixtures.py" in hashes and module == "tests.stage_fixtures":
-            hashes["pipeline/context.py"] = "0" * 16
+            hashes["pipeline/run/context.py"] = "0" * 16
         return hashes
 
     monkeypatch.setattr(fingerprint, "code_hashes", edited)
     decisions = runner.plan(load_recipe(path))
-    assert [(d.action, d.reason) for d in decisions] == [("run", "code changed (pipeline/context.py)"),
+    assert [(d.action, d.reason) for d in decisions] == [("run", "code changed (pipeline/run/context.py)"),
                                                          ("run", "upstream will rerun (a)")]
 
 
@@ -391,7 +392,7 @@ def test_the_key_is_cut_from_every_message_even_when_the_server_echoes_it(endpoi
 # ---- 9. a missed claim fails the run ----
 
 def _fake_evaluation(cfg, ctx):
-    from pipeline.context import StageResult
+    from pipeline.run.context import StageResult
 
     return StageResult(metrics={"a": {"bench": {"pass@1": 0.5}}, "b": {"bench": {"pass@1": 0.38}}})
 
@@ -399,7 +400,7 @@ def _fake_evaluation(cfg, ctx):
 def test_a_missed_claim_fails_the_report_stage_naming_it(tmp_path):
     from dataclasses import dataclass
 
-    from pipeline.registry import STAGES, register_stage
+    from pipeline.run.registry import STAGES, register_stage
 
     @dataclass
     class FakeEvaluation:

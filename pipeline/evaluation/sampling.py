@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_text
 from pipeline.data.templates import fill_template
+from pipeline.run.artifacts import atomic_write_text
 
 DEFAULT_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 _OPENED_RE = re.compile(r"<think>\s*$")

@@ -30,7 +30,7 @@ def model_checks(folder: str, eos_token: str | None = None) -> list[tuple]:
 
     from transformers import GenerationConfig
 
-    from pipeline import models
+    from pipeline.training import models
 
     tokenizer = models.load_tokenizer(folder)
     model = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(folder))  # all the checks touch
@@ -91,7 +91,7 @@ def truncation_check(lengths: list[int], max_length: int | None) -> tuple:
 def trace_lengths(dataset, tokenizer, system_prompt: str | None = None) -> list[int]:
     """Tokens of each trace as a prompt (through the chat template) plus its whole response and a turn end: the
     length training sees when the thinking is kept, whatever the template does to assistant turns."""
-    from pipeline.sft_data import to_messages
+    from pipeline.training.sft_data import to_messages
 
     lengths = []
     for i, row in enumerate(dataset):

@@ -14,7 +14,7 @@ Each row becomes the chat prompt `[system?, {"role": "user", "content": <prompt_
 reaches the rewards as a keyword argument, so `accuracy` reads `gold_answer`. Reward weights go to
 `GRPOConfig.reward_weights`; a reward's `model: {from: STAGE}` is replaced by the path that stage saved.
 
-Training resumes from the newest checkpoint in `checkpoints/`. A tripped guardrail (pipeline/guardrails.py) saves
+Training resumes from the newest checkpoint in `checkpoints/`. A tripped guardrail (pipeline/training/guardrails.py) saves
 a checkpoint, writes the reason to metrics.json and fails the stage with it: no `model/`, no DONE.
 """
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pipeline.context import StageContext, StageResult
 from pipeline.data.templates import check_template, fill_template, template_fields
-from pipeline.guardrails import Guardrails
-from pipeline.refs import DataRef, ModelRef, parse_model_ref
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef, parse_model_ref
+from pipeline.run.registry import register_stage
+from pipeline.training.guardrails import Guardrails
 
 CURVE_KEYS = ["reward", "completions/mean_length", "completions/clipped_ratio", "frac_reward_zero_std", "kl"]
 SUMMARY_KEYS = ("reward", "reward_std", "completions/mean_length", "completions/clipped_ratio",
@@ -42,7 +42,7 @@ class GRPOStage:
     trainer: dict = field(default_factory=dict)  # -> trl.GRPOConfig, unchanged
     prompt_template: str = "{problem}"  # the user message: {column} fields, {{ }} literal braces
     system_prompt: str | None = None
-    guardrails: dict = field(default_factory=dict)  # see pipeline/guardrails.py: action, patience, thresholds
+    guardrails: dict = field(default_factory=dict)  # see pipeline/training/guardrails.py: action, patience, thresholds
     trainer_config: ClassVar[str] = "trl.GRPOConfig"
 
     def __post_init__(self):
@@ -149,7 +149,7 @@ def grpo_ledger_callback(attempt, params: int, config):
     """
     from transformers import TrainerCallback
 
-    from pipeline import compute
+    from pipeline.run import compute
 
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
     iterations = max(1, config.num_iterations)
@@ -183,7 +183,8 @@ def grpo_ledger_callback(attempt, params: int, config):
 def load_policy(ref: ModelRef, ctx: StageContext):
     """(model, tokenizer); a tiny-init model is saved to `init_model/` first and loaded back, because TRL builds
     the KL reference model (beta > 0) from the policy's `name_or_path`, which a model built in memory lacks."""
-    from pipeline import models, training
+    from pipeline.training import common as training
+    from pipeline.training import models
 
     source = ctx.resolve_model(ref)
     if isinstance(source, dict):
@@ -198,7 +199,7 @@ def load_policy(ref: ModelRef, ctx: StageContext):
 
 def summarize(log_history: list[dict], reward_names: list[str]) -> dict:
     """Last logged value of each headline metric, the first and last reward, and the per-reward means."""
-    from pipeline.training import final_metrics
+    from pipeline.training.common import final_metrics
 
     last = final_metrics(log_history)
     keys = list(SUMMARY_KEYS) + [f"rewards/{n}/mean" for n in reward_names]
@@ -215,7 +216,8 @@ def run(cfg: GRPOStage, ctx: StageContext) -> StageResult:
     from trl import GRPOConfig, GRPOTrainer
 
     import rewards
-    from pipeline import guardrails, models, training
+    from pipeline.training import common as training
+    from pipeline.training import guardrails, models
 
     settings = Guardrails.from_dict(cfg.guardrails)
     specs = resolve_reward_specs(cfg.rewards, ctx)
@@ -258,8 +260,8 @@ def run(cfg: GRPOStage, ctx: StageContext) -> StageResult:
 def stop_with_reason(ctx: StageContext, monitor, metrics: dict, trainer) -> None:
     """Write metrics.json with the guardrail's reason and raise GuardrailError; the checkpoint stays for inspection
     (changing the recipe changes the stage's fingerprint, and the runner then starts the stage afresh)."""
-    from pipeline.guardrails import GuardrailError
-    from pipeline.training import last_checkpoint
+    from pipeline.training.common import last_checkpoint
+    from pipeline.training.guardrails import GuardrailError
 
     trip = monitor.stopped_by
     checkpoint = last_checkpoint(trainer.args)

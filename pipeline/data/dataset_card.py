@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.artifacts import atomic_write_json, atomic_write_text, read_json
+from pipeline.run.artifacts import atomic_write_json, atomic_write_text, read_json
 
 README = "README.md"
 SIDECAR = "card.json"

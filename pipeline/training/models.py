@@ -230,7 +230,7 @@ def check_eos_agreement(tokenizer, generation_config, source: str = "model") -> 
 
 def save_model(model, tokenizer, folder) -> None:
     """save_pretrained model + tokenizer (with chat template) + generation config, atomically."""
-    from pipeline.artifacts import atomic_dir
+    from pipeline.run.artifacts import atomic_dir
 
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)

@@ -1,4 +1,4 @@
-"""Checks of a stage's `launch:` block at recipe load time (pipeline/launch.py runs it): known keys and types, and
+"""Checks of a stage's `launch:` block at recipe load time (pipeline/run/launch.py runs it): known keys and types, and
 an accelerate config file whose settings let the stage save a model that loads with from_pretrained."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ when it ends. While it runs, its row so far (tokens, steps, seconds) is kept in 
 `.ledger/<stage>.<attempt>.json`, replaced atomically at every `add` (each log step, each shard) and every few
 seconds by a heartbeat thread. A process killed with -9 never writes the final row; the next run closes such an
 attempt from its last progress record, so a kill loses seconds of accounting, not the attempt's work. FLOPs and
-prices are pipeline/compute.py's: 6N + attention per trained token, 2N + attention per forward token (generation,
+prices are pipeline/run/compute.py's: 6N + attention per trained token, 2N + attention per forward token (generation,
 reference, old-policy and teacher passes); a GPU is priced per GPU-hour, a CPU per core-hour.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline import compute
-from pipeline.artifacts import atomic_write_json, read_json
+from pipeline.run import compute
+from pipeline.run.artifacts import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0  # how often a running attempt's progress file is refreshed even when no work is reported

@@ -1,10 +1,10 @@
 """Run one stage under `accelerate launch` as its own process group, and treat it like an in-process stage.
 
 A stage with a `launch:` block (or `runner.run(..., launch=...)`) is not run in the runner's process. The parent
-writes the resolved recipe to a file, starts `accelerate launch ... -m pipeline.stage_worker RECIPE STAGE` in a new
+writes the resolved recipe to a file, starts `accelerate launch ... -m pipeline.run.stage_worker RECIPE STAGE` in a new
 session (so Ctrl-C or a failure kills the whole group) and waits. Every rank runs the stage function; only rank 0
 writes artifacts, the ledger row (counting every process's device time) and DONE, and no rank exits before DONE is
-written (pipeline/stage_worker.py). The parent then reads DONE exactly as for a single process.
+written (pipeline/run/stage_worker.py). The parent then reads DONE exactly as for a single process.
 
     launch: {config: recipes/accelerate/zero3.yaml, num_processes: 8}          # one node, 8 GPUs
     launch: {num_processes: 2}                                                 # plain DDP (gloo on a CPU box)
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import artifacts
-from pipeline.launch_checks import check_keys, machine_rank
+from pipeline.run import artifacts
+from pipeline.run.launch_checks import check_keys, machine_rank
 
 # How long a node other than node 0 waits for DONE to show up on a shared filesystem (NFS caches lookups).
 DONE_WAIT_S = 120.0
@@ -61,7 +61,7 @@ def launch_command(launch: dict, recipe_file: Path, stage: str) -> list[str]:
         # Port 0: accelerate picks a free one, so two single-node launches on one machine do not collide on 29500.
         cmd += ["--main_process_port", "0"]
     cmd += [str(a) for a in launch.get("extra_args", [])]
-    return cmd + ["-m", "pipeline.stage_worker", str(recipe_file), stage]
+    return cmd + ["-m", "pipeline.run.stage_worker", str(recipe_file), stage]
 
 
 def launch_stage(recipe, spec, launch: dict) -> None:

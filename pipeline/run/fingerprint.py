@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_json, read_json
+from pipeline.run.artifacts import atomic_write_json, read_json
 
 
 def sha256_text(text: str) -> str:
@@ -123,7 +123,7 @@ def _cached_commit(repo_id: str) -> str | None:
 
 
 CODE_PACKAGES = ("pipeline", "rewards")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The registry's loader imports every stage kind; reaching it says nothing about what one stage computes.
 NOT_CODE_OF_A_STAGE = {"pipeline.stages"}
 _code_cache: dict[str, dict[str, str]] = {}
