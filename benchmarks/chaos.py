@@ -102,7 +102,7 @@ def start_run(recipe: Path, log, code: Path) -> subprocess.Popen:
 
 def running_stages(run_dir: Path, since: float) -> list[str]:
     """Stages with an attempt in progress in the run started at `since`: their ledger progress file
-    (pipeline/ledger.py, refreshed every 2 s) was written since then; a killed run's file is older."""
+    (pipeline/run/ledger.py, refreshed every 2 s) was written since then; a killed run's file is older."""
     folder = run_dir / ".ledger"
     found = set()
     for p in folder.glob("*.json") if folder.is_dir() else []:
@@ -149,7 +149,7 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float, poll: float = 0.
 
 
 def stage_seconds(run_dir: Path) -> dict[str, float]:
-    from pipeline import ledger
+    from pipeline.run import ledger
 
     return {a["stage"]: a["wall_s"] for a in ledger.read_attempts(run_dir) if a["status"] == "done"}
 
@@ -200,8 +200,8 @@ def audit(run_dir: Path, baseline_dir: Path, size: dict) -> dict:
     """lost, duplicated, open attempts and ledger tokens of the chaos run against the baseline."""
     import datasets
 
-    from pipeline import ledger
-    from pipeline.shards import iter_rows, part_paths
+    from pipeline.run import ledger
+    from pipeline.run.shards import iter_rows, part_paths
 
     lost = sum(not done(run_dir, s) for s in ("problems", *STAGES))
     raw = collections.Counter((r["id"], r["sample_index"]) for p in part_paths(run_dir / "gen" / "shards")

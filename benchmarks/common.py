@@ -211,8 +211,8 @@ def write_recipe(folder: Path, stages: dict, name: str = "bench") -> Path:
 
 def run_recipe(path: Path) -> dict:
     """{stage: StageResult} of `reasonforge run path`, in this process."""
-    from pipeline import runner
-    from pipeline.recipe import load_recipe
+    from pipeline.run import runner
+    from pipeline.run.recipe import load_recipe
 
     return runner.run(load_recipe(path))
 
@@ -223,7 +223,7 @@ def stage_metrics(folder: Path, stage: str) -> dict:
 
 def save_tiny_model(folder: Path, params: dict) -> Path:
     """A saved random-init tiny Llama with our char tokenizer and chat template (what the tests use, sized)."""
-    from pipeline import models
+    from pipeline.training import models
 
     tokenizer = models.build_char_tokenizer()
     models.save_model(models.build_tiny_model(params, tokenizer, seed=0), tokenizer, folder)

@@ -8,7 +8,7 @@ import os
 import sys
 
 from pipeline.data.errors import DataError
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run.recipe import RecipeError, load_recipe
 
 EXIT_BAD_INPUT = 2
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:
-        from pipeline.artifacts import write_error
+        from pipeline.run.artifacts import write_error
 
         line = write_error(e)  # disk full, read-only run dir: one line that says what to do, not a traceback
         if line is None:
@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cost", help="compute and cost per stage, headline versus total")
     p.add_argument("run_dir")
     p.set_defaults(handler=cmd_cost)
-    from pipeline import cli_extra
+    from pipeline.data import dataset_card as cards
+    from pipeline.stages import evaluate
 
-    cli_extra.add_commands(sub)
+    evaluate.add_cli(sub)
+    cards.add_cli(sub)
     return parser
 
 
@@ -99,7 +101,7 @@ def rehearsal_args(args):
 
 
 def cmd_run(args) -> int:
-    from pipeline import runner
+    from pipeline.run import runner
 
     if args.rehearse:
         from pipeline.rehearsal import rehearse
@@ -124,7 +126,7 @@ def print_reports(recipe) -> None:
 
 
 def cmd_plan(args) -> int:
-    from pipeline import runner
+    from pipeline.run import runner
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.rehearse:
@@ -156,7 +158,7 @@ def cmd_validate(args) -> int:
 
 def cmd_ls(args) -> int:
     import pipeline.stages  # noqa: F401
-    from pipeline.registry import STAGES
+    from pipeline.run.registry import STAGES
 
     print("stage kinds:")
     for entry in STAGES.entries():
@@ -175,16 +177,13 @@ def _listings():
     for title, module, fn in (("rewards", "rewards", "list_rewards"), ("tasks", "pipeline.tasks", "list_tasks"),
                               ("benchmarks", "pipeline.data.benchmarks", "list_benchmarks"),
                               ("released datasets", "pipeline.data.adapters", "list_released")):
-        try:
-            yield title, getattr(importlib.import_module(module), fn)()
-        except (ImportError, AttributeError):
-            continue
+        yield title, getattr(importlib.import_module(module), fn)()
 
 
 def cmd_cost(args) -> int:
     from pathlib import Path
 
-    from pipeline.ledger import format_cost_table
+    from pipeline.run.ledger import format_cost_table
 
     if not (Path(args.run_dir) / "ledger.jsonl").exists():
         raise UserFacingError(f"{args.run_dir}: no ledger.jsonl here; give a run dir such as runs/quickstart")

@@ -34,6 +34,7 @@ LANGUAGES = {
 # (variables: "let x be", "设x为") go before counting.
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
 _LATEX_AND_VARIABLES_RE = re.compile(r"\\[a-zA-Z]+|(?<![a-zA-Z])[a-zA-Z](?![a-zA-Z])")
+_ASCII_WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")  # the letters that _LATEX_AND_VARIABLES_RE leaves
 
 
 @lru_cache(maxsize=65536)
@@ -64,6 +65,8 @@ def script_fraction(text: str, scripts: frozenset[str]) -> float | None:
     """
     for opening, closing in _MATH_DELIMITERS:
         text = remove_spans(text, opening, closing)
+    if text.isascii():  # every letter is Latin: only whether one survives the removal below is in question
+        return (1.0 if "latin" in scripts else 0.0) if _ASCII_WORD_RE.search(text) else None
     # Counting each distinct character once (Counter runs in C) keeps megabyte texts cheap.
     counts = Counter(_LATEX_AND_VARIABLES_RE.sub(" ", text))
     letters = in_target = 0

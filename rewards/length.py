@@ -6,16 +6,16 @@ import math
 
 from .accuracy import correctness
 from .registry import register
-from .text import column, completion_text
+from .text import column, completion_text, repeat_fraction
 
 
 def completion_lengths(texts: list[str], tokenizer: str | None) -> list[float]:
     """Lengths of ``texts`` in tokens of ``tokenizer`` (a hub id or path, no special tokens), or characters / 4."""
     if tokenizer is None:
         return [len(text) / 4 for text in texts]
-    from .models import load_tokenizer
+    from .tokenizer import shared_tokenizer
 
-    tok = load_tokenizer(tokenizer)
+    tok = shared_tokenizer(tokenizer)
     return [float(len(ids)) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
@@ -82,16 +82,8 @@ def soft_overlong(max_len: int = 4096, cache_len: int = 1024, tokenizer: str | N
 
 
 def repetition_score(text: str, ngram_size: int, max_penalty: float) -> float:
-    """max_penalty * (1 - distinct word n-grams / all word n-grams); words are lowercased whitespace splits.
-
-    0.0 for a text with fewer than ``ngram_size`` words.
-    """
-    words = text.lower().split()
-    total = len(words) - ngram_size + 1
-    if total <= 0:
-        return 0.0
-    distinct = len(set(zip(*(words[i:] for i in range(ngram_size)))))
-    return (1.0 - distinct / total) * max_penalty
+    """max_penalty * the share of repeated word n-grams (``repeat_fraction``); 0.0 below ``ngram_size`` words."""
+    return repeat_fraction(text, ngram_size) * max_penalty
 
 
 @register("repetition_penalty")

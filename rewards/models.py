@@ -10,21 +10,11 @@ import math
 import threading
 
 from .text import prompt_text
+from .tokenizer import fresh_tokenizer
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
-_tokenizers: dict[str, object] = {}
 _scorers: dict[tuple[str, str], tuple[object, object]] = {}
-
-
-def load_tokenizer(path: str):
-    """``AutoTokenizer.from_pretrained(path)``, cached per path."""
-    with _lock:
-        if path not in _tokenizers:
-            from transformers import AutoTokenizer
-
-            _tokenizers[path] = AutoTokenizer.from_pretrained(path)
-        return _tokenizers[path]
 
 
 def load_scorer(model: str, device: str = "cpu"):
@@ -38,9 +28,9 @@ def load_scorer(model: str, device: str = "cpu"):
     key = (str(model), str(device))
     with _lock:
         if key not in _scorers:
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers import AutoModelForSequenceClassification
 
-            tokenizer = AutoTokenizer.from_pretrained(model)
+            tokenizer = fresh_tokenizer(model)
             if tokenizer.pad_token is None:
                 if tokenizer.eos_token is None:
                     raise ValueError(f"Reward model '{model}': its tokenizer has neither a pad nor an eos token")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from .think import THINK_CLOSE, THINK_OPEN, split_response
 
 # A number as a model writes a final one: 1,234.5 | -7 | 14/3 | .5 | \frac{14}{3}. The minus sign counts only when
 # it is not a binary minus ("5-3" ends in 3, not -3).
@@ -59,17 +58,7 @@ def completion_text(completion) -> str:
     carries its chain of thought in ``reasoning_content`` (or ``thinking``) gets it back as ``<think>...</think>``
     in front of the content, so the rewards see the R1 layout either way. Anything else becomes ``str(...)``.
     """
-    if completion is None:
-        return ""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        return _message_text(completion)
-    if isinstance(completion, (list, tuple)):
-        messages = [m for m in completion if isinstance(m, dict)]
-        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
-        return "\n".join(_message_text(m) for m in (assistant or messages))
-    return str(completion)
+    return _text(completion, assistant_only=True)
 
 
 def _message_text(message: dict) -> str:
@@ -85,30 +74,21 @@ def _message_text(message: dict) -> str:
 
 def prompt_text(prompt) -> str:
     """The text of a prompt: a string as is, or the message contents joined by newlines (all roles)."""
-    if prompt is None:
+    return _text(prompt, assistant_only=False)
+
+
+def _text(value, assistant_only: bool) -> str:
+    if value is None:
         return ""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, dict):
-        return _message_text(prompt)
-    if isinstance(prompt, (list, tuple)):
-        return "\n".join(_message_text(m) for m in prompt if isinstance(m, dict))
-    return str(prompt)
-
-
-def split_response(text: str) -> tuple[str | None, str]:
-    """(thinking, answer) of a response, both stripped; the split is at the first ``</think>``.
-
-    thinking is the text between the first ``<think>`` and the first ``</think>``, or all the text before
-    ``</think>`` when there is no ``<think>`` (the prompt prefilled it); answer is everything after that first
-    ``</think>`` (so a second think block ends up in the answer, where the format reward rejects it). With no
-    ``</think>`` at all the result is ``(None, whole text)``. Same rule as ``pipeline.data.schema.split_response``.
-    """
-    if THINK_CLOSE not in text:
-        return None, text.strip()
-    head, _, tail = text.partition(THINK_CLOSE)
-    thinking = head.split(THINK_OPEN, 1)[1] if THINK_OPEN in head else head
-    return thinking.strip(), tail.strip()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return _message_text(value)
+    if isinstance(value, (list, tuple)):
+        messages = [m for m in value if isinstance(m, dict)]
+        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"] if assistant_only else []
+        return "\n".join(_message_text(m) for m in (assistant or messages))
+    return str(value)
 
 
 def answer_part(text: str) -> str:
@@ -189,6 +169,15 @@ def answer_tags(text: str) -> list[str]:
         found.append(text[inner + len("<answer>") : end].strip())
         position = end + len("</answer>")
     return found
+
+
+def repeat_fraction(text: str | None, n: int) -> float:
+    """1 - distinct/all over the word n-grams of ``text`` (lowercased whitespace splits); 0.0 below n words."""
+    tokens = text.lower().split() if text else []
+    if len(tokens) < n or n < 1:
+        return 0.0
+    grams = list(zip(*(tokens[j:] for j in range(n))))
+    return 1.0 - len(set(grams)) / len(grams)
 
 
 def remove_spans(text: str, opening: str, closing: str, replacement: str = " ") -> str:

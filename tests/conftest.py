@@ -30,13 +30,9 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A saved tiny Llama model + char tokenizer + chat template, loadable with from_pretrained."""
-    from pipeline import models
+    from tests.helpers import save_tiny_model
 
-    tok = models.build_char_tokenizer()
-    model = models.build_tiny_model({"layers": 2, "hidden": 32, "heads": 2, "kv_heads": 1}, tok, seed=0)
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    models.save_model(model, tok, folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pipeline.context import StageContext, StageResult
-from pipeline.refs import DataRef
-from pipeline.registry import STAGES, register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef
+from pipeline.run.registry import STAGES, register_stage
 
 
 @dataclass

@@ -6,7 +6,7 @@ import datasets
 import pytest
 import yaml
 
-from pipeline import cards
+from pipeline.data import dataset_card as cards
 from pipeline.data.schema import trace_row
 
 FUNNEL = {"rows_in": 10, "rows_out": 6, "columns_written": ["score"], "steps": [

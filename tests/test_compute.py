@@ -1,4 +1,4 @@
-"""pipeline/compute.py: the FLOPs formulas against torch's FlopCounterMode on a tiny Llama, and the ledger's use of
+"""pipeline/run/compute.py: the FLOPs formulas against torch's FlopCounterMode on a tiny Llama, and the ledger's use of
 them (attention, GRPO's extra forward passes, a distillation teacher) and of the per-device prices."""
 
 from types import SimpleNamespace
@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 import pipeline.stages  # noqa: F401  (registers the stage kinds a recipe names)
-from pipeline import compute, ledger
-from pipeline.recipe import RecipeError, build_recipe
+from pipeline.run import compute, ledger
+from pipeline.run.recipe import RecipeError, build_recipe
 
 
 def tiny_llama(layers: int = 2, hidden: int = 64, vocab: int = 300):
@@ -146,7 +146,7 @@ def test_training_sequence_lengths_from_mask_packed_positions_or_rows():
     sequences (they do not attend to each other), a row without either its full width."""
     import torch
 
-    from pipeline.training import sequence_lengths
+    from pipeline.training.common import sequence_lengths
 
     ids = torch.zeros(2, 5, dtype=torch.long)
     assert sequence_lengths(ids, torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])).tolist() == [3, 5]

@@ -9,11 +9,11 @@ import datasets
 import pytest
 import yaml
 
-from pipeline import cards
-from pipeline.context import StageContext
+from pipeline.data import dataset_card as cards
 from pipeline.data.benchmarks import benchmark_file
 from pipeline.data.schema import trace_row
-from pipeline.refs import DataRef
+from pipeline.run.context import StageContext
+from pipeline.run.refs import DataRef
 from pipeline.stages.curate import DEFAULT_STEPS, CurateStage, run
 from tests.helpers import write_jsonl
 
@@ -108,7 +108,7 @@ def test_empty_result_still_saves_a_dataset_and_card(tmp_path):
      "steps\\[1\\] \\(select\\)"),
 ])
 def test_bad_steps_fail_at_recipe_load(tmp_path, steps, message):
-    from pipeline.recipe import RecipeError, load_recipe
+    from pipeline.run.recipe import RecipeError, load_recipe
 
     recipe = {"name": "t", "stages": {"curate": {"data": "traces.jsonl", "steps": steps}}}
     path = tmp_path / "r.yaml"
@@ -118,7 +118,7 @@ def test_bad_steps_fail_at_recipe_load(tmp_path, steps, message):
 
 
 def test_yaml_bare_on_key_is_read_as_the_on_parameter(tmp_path):
-    from pipeline.recipe import load_recipe
+    from pipeline.run.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     (tmp_path / "x.jsonl").write_text('{"problem": "p", "response": "r"}\n')
@@ -135,8 +135,8 @@ def test_card_overrides_are_checked():
 
 @pytest.mark.slow
 def test_curate_through_the_runner_records_lineage_and_cost(tmp_path):
-    from pipeline import runner
-    from pipeline.recipe import load_recipe
+    from pipeline.run import runner
+    from pipeline.run.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_text(textwrap.dedent(f"""

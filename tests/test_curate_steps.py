@@ -122,7 +122,7 @@ def test_filter_checks_switch_off():
 
 
 def test_filter_length_by_tokenizer(tmp_path):
-    from pipeline import models
+    from pipeline.training import models
 
     tok = models.build_char_tokenizer()  # one token per character
     tok.save_pretrained(tmp_path / "tok")
@@ -140,6 +140,17 @@ def test_repetition_and_script_measures():
     assert script_fraction("plain ascii, $\\alpha$ = 3") == 1.0
     assert script_fraction("abcd中文") == pytest.approx(4 / 6)
     assert script_fraction("中文", "han") == 1.0
+
+
+def test_script_fraction_is_the_language_rewards_rule():
+    """One rule for the filter and the reward: variables and math do not count against a Chinese chain of thought."""
+    from rewards.language import SCRIPTS
+    from rewards.language import script_fraction as reward_fraction
+
+    text = "设x为宽度，那么长度是3x，$2(x+3x)=240$。" * 3
+    assert script_fraction(text, "han") == 1.0 == reward_fraction(text, SCRIPTS["han"])
+    assert script_fraction("$x + y$ = 3, \\alpha", "han") == 1.0  # no letters left: nothing to judge
+    assert script_fraction("words here", "han") == 0.0 == reward_fraction("words here", SCRIPTS["han"])
 
 
 # ---------------------------------------------------------------- dedup

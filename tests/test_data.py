@@ -114,7 +114,7 @@ def test_released_default_keeps_correct_and_complete_generations(tmp_path):
 
 def test_released_data_ref_in_a_stage_uses_path_and_keep(tmp_path):
     from pipeline.data.loading import load_data_ref
-    from pipeline.refs import parse_data_ref
+    from pipeline.run.refs import parse_data_ref
 
     path = str(FIXTURES / "openr1-math-220k.jsonl")
     assert len(load_data_ref(parse_data_ref({"released": "openr1-math-220k", "path": path}))) == 3

@@ -3,9 +3,10 @@
 
 import pytest
 
-from pipeline import ledger, models, runner
 from pipeline.data.schema import trace_row
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.recipe import RecipeError, load_recipe
+from pipeline.training import models
 from tests.helpers import write_jsonl, write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
@@ -138,8 +139,8 @@ def test_gkd_rows_keep_the_thinking_under_an_r1_template():
 
     import datasets
 
-    from pipeline.sft_data import render_dataset
     from pipeline.stages.distill import gkd_classes, training_rows
+    from pipeline.training.sft_data import render_dataset
     from tests import real_tokenizers as rt
 
     gkd_classes()

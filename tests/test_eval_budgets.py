@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from pipeline import runner
 from pipeline.evaluation.budgets import FORCED_CLOSE, generate_with_budget
 from pipeline.generation import Completion, SamplingParams, apply_stop
-from pipeline.recipe import load_recipe
+from pipeline.run import runner
+from pipeline.run.recipe import load_recipe
 
 THINKING = "<think>\nabcdefghij"  # 18 characters, then the model closes
 AFTER_WAIT = " more"

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from pipeline.evaluation import metrics
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run.recipe import RecipeError, load_recipe
 
 
 def exact_pass_at_k(n, c, k):

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from pipeline import runner
-from pipeline.recipe import load_recipe
-from tests.helpers import write_jsonl
+from pipeline.run import runner
+from pipeline.run.recipe import load_recipe
+from tests.helpers import save_tiny_model, write_jsonl
 
 RECIPE = """
 name: t
@@ -33,13 +33,7 @@ stages:
 
 @pytest.fixture(scope="module")
 def second_model_dir(tmp_path_factory):
-    from pipeline import models
-
-    tok = models.build_char_tokenizer()
-    model = models.build_tiny_model({"layers": 2, "hidden": 32, "heads": 2, "kv_heads": 1}, tok, seed=1)
-    folder = tmp_path_factory.mktemp("seed1") / "model"
-    models.save_model(model, tok, folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("seed1") / "model", seed=1)
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
+from pipeline.data.templates import check_template, fill_template
 from pipeline.generation import SamplingParams, apply_stop, estimate_parameters, make_backend
 from pipeline.generation.openai_backend import retry_after
-from pipeline.generation.prompts import DEFAULT_TEMPLATE, check_template, fill_template
-from pipeline.shards import ShardStore, read_shards
+from pipeline.generation.prompts import DEFAULT_TEMPLATE
+from pipeline.run.shards import ShardStore, read_shards
 
 PROMPTS = ["1+1=?", "what is 23*7?", "x", "a much longer prompt than the others, to pad the batch", "17-9=?", "ok"]
 
@@ -20,7 +21,7 @@ def varied_model(tiny_model_dir):
     scale every prompt decodes to the same newlines, and a padding bug would go unseen)."""
     import torch
 
-    from pipeline.models import load_model_and_tokenizer
+    from pipeline.training.models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(str(tiny_model_dir))
     generator = torch.Generator().manual_seed(0)
@@ -73,7 +74,7 @@ def test_transformers_sampling_is_seeded_and_stop_strings_cut(varied_model):
 
 
 def test_transformers_eos_ends_with_stop(tiny_model_dir):
-    from pipeline.models import load_model_and_tokenizer
+    from pipeline.training.models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(str(tiny_model_dir))
     newline = tokenizer.convert_tokens_to_ids("\n")
@@ -141,7 +142,7 @@ def test_template_keeps_latex_braces_and_names_missing_columns():
 
 
 def test_small_helpers(tiny_model_dir):
-    from pipeline.models import count_parameters, load_model_and_tokenizer
+    from pipeline.training.models import count_parameters, load_model_and_tokenizer
 
     model, _ = load_model_and_tokenizer(str(tiny_model_dir))
     assert estimate_parameters(model.config) == count_parameters(model)
@@ -159,7 +160,7 @@ def _http_date(seconds_ahead: float) -> str:
 
 
 def test_recipe_errors_name_the_key_and_the_fix(tmp_path):
-    from pipeline.recipe import RecipeError, load_recipe
+    from pipeline.run.recipe import RecipeError, load_recipe
 
     def load(body: str):
         path = tmp_path / "r.yaml"

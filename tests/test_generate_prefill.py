@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import models
 from pipeline.generation import Completion, render_with
 from pipeline.generation.prompts import build_units, trace_from_completion
+from pipeline.training import models
 from tests import real_tokenizers as rt
 
 

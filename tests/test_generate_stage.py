@@ -15,9 +15,9 @@ from typing import ClassVar
 
 import pytest
 
-from pipeline import ledger, runner
 from pipeline.data.schema import TRACE_COLUMNS
-from pipeline.recipe import load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.recipe import load_recipe
 from tests.helpers import write_jsonl, write_recipe
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runner
-from pipeline.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run import runner
+from pipeline.run.recipe import RecipeError, load_recipe
+from pipeline.training.guardrails import GuardrailError, GuardrailMonitor, Guardrails, check_prefill
 from tests.helpers import write_jsonl, write_recipe
 
 
@@ -191,7 +191,7 @@ def test_guardrail_and_reward_config_errors_name_the_key(tmp_path):
         "rewards: [{name: accuracy}]\n  trainer: {max_prompt_length: 64}": r"trainer.max_prompt_length.*removed",
         "rewards: [{name: accuracy}]\n  guardrails: {action: halt}": r"guardrails.action: 'halt'",
         "rewards: [{name: helpfulness, model: {from: nope}}]": r"from: 'nope' names no earlier stage",
-        "rewards: [{name: accuracy}]\n  prompt_template: 'Solve {problem'": r"prompt_template: expected '}'",
+        "rewards: [{name: accuracy}]\n  prompt_template: 'Solve {problem'": r"prompt_template: it uses no column",
     }
     for body, pattern in cases.items():
         path = write_recipe(tmp_path, f"rl:\n  kind: grpo\n  model: m\n  data: d.jsonl\n  {body}\n")

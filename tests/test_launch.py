@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 import tests.stage_fixtures  # noqa: F401  (the echo stage kind)
-from pipeline import ledger, models, runner
 from pipeline.cli import main
-from pipeline.launch import launch_command
-from pipeline.recipe import load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.launch import launch_command
+from pipeline.run.recipe import load_recipe
+from pipeline.training import models
 
 # The data stage is named to sort after "sft": the recipe the workers load must keep the written stage order.
 PROBLEMS = "tasks: {kind: tasks, task: arithmetic, splits: {train: 64, test: 8}, params: {digits: 1, ops: '+'}}"
@@ -48,7 +49,7 @@ def rendered_lengths(problems_dir: str) -> list[int]:
     """Token count of every training chat as the sft stage renders it (the tiny char tokenizer)."""
     import datasets
 
-    from pipeline.sft_data import render_dataset, token_lengths
+    from pipeline.training.sft_data import render_dataset, token_lengths
 
     train = datasets.load_from_disk(problems_dir)["train"]
     return token_lengths(render_dataset(train), models.build_char_tokenizer())
@@ -172,14 +173,14 @@ def test_launch_command_with_config_file_and_multinode_fields(tmp_path):
     launch = {"config": "recipes/accelerate/zero3.yaml", "num_processes": 16, "num_machines": 2, "machine_rank": 1,
               "main_process_ip": "10.0.0.1", "main_process_port": 29501, "extra_args": ["--max_restarts", "0"]}
     cmd = launch_command(launch, Path("runs/x/sft/launch/recipe.yaml"), "sft")
-    assert cmd[-4:] == ["-m", "pipeline.stage_worker", "runs/x/sft/launch/recipe.yaml", "sft"]
+    assert cmd[-4:] == ["-m", "pipeline.run.stage_worker", "runs/x/sft/launch/recipe.yaml", "sft"]
     assert "--multi_gpu" not in cmd and cmd.count("--main_process_port") == 1
     start = cmd.index("launch") + 1 if "launch" in cmd else cmd.index("accelerate.commands.launch") + 1
     args = launch_command_parser().parse_args(cmd[start:])  # accelerate's own parser accepts every flag we pass
     assert args.config_file == "recipes/accelerate/zero3.yaml" and args.num_processes == 16
     assert (args.num_machines, args.machine_rank) == (2, 1)
     assert (args.main_process_ip, args.main_process_port, args.max_restarts) == ("10.0.0.1", 29501, 0)
-    assert args.module and args.training_script == "pipeline.stage_worker"
+    assert args.module and args.training_script == "pipeline.run.stage_worker"
     assert args.training_script_args == ["runs/x/sft/launch/recipe.yaml", "sft"]
 
     plain = launch_command({"num_processes": 2}, Path("r.yaml"), "sft")
@@ -226,8 +227,8 @@ def test_bad_launch_blocks_are_one_line_recipe_errors(tmp_path, capsys, label, l
 
 
 def test_the_recipe_handed_to_workers_keeps_stage_order_overrides_and_anchors(tmp_path):
-    from pipeline.launch import recipe_text
-    from pipeline.recipe import config_to_plain
+    from pipeline.run.launch import recipe_text
+    from pipeline.run.recipe import config_to_plain
 
     recipe = load_recipe("recipes/r1-pipeline-full.yaml", ["stages.student.trainer.learning_rate=1.0e-5",
                                                            f"run_dir={tmp_path / 'run'}"])

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from pipeline import models
+from pipeline.training import models
 
 
 def test_tiny_model_saves_and_reloads_offline(tiny_model_dir):
@@ -103,7 +103,7 @@ def test_unknown_config_override_is_one_line_naming_the_key(tiny_model_dir, key,
 
 
 def test_config_overrides_parse_in_a_model_reference():
-    from pipeline.refs import RefError, parse_model_ref
+    from pipeline.run.refs import RefError, parse_model_ref
 
     ref = parse_model_ref({"path": "Qwen/Qwen2.5-Math-1.5B", "config_overrides": {"max_position_embeddings": 32768}})
     assert ref.config_overrides == {"max_position_embeddings": 32768}
@@ -113,7 +113,7 @@ def test_config_overrides_parse_in_a_model_reference():
 
 def test_generation_and_grpo_loaders_apply_config_overrides(tiny_model_dir, tmp_path):
     from pipeline.generation.hf import TransformersBackend
-    from pipeline.refs import ModelRef
+    from pipeline.run.refs import ModelRef
     from pipeline.stages.grpo import load_policy
 
     backend = TransformersBackend.create(str(tiny_model_dir), config_overrides={"max_position_embeddings": 1024})

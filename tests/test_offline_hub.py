@@ -104,9 +104,9 @@ def test_r1_distill_template_drops_thinking_and_prefills_think(offline_hub):
 
 @pytest.mark.parametrize("model_id", [m for m in MODELS if m != "meta-llama/Llama-3.2-1B"])
 def test_the_project_encodes_a_rendered_prompt_as_the_template_does(offline_hub, model_id):
-    """pipeline.models.encode_prompt on rendered chat text gives the template's own ids: one BOS where the family
+    """pipeline.training.models.encode_prompt on rendered chat text gives the template's own ids: one BOS where the family
     has one (R1-Distill, Llama 3, DeepSeek), none for Qwen, though re-tokenizing with specials would double it."""
-    from pipeline import models
+    from pipeline.training import models
 
     tok = tokenizer(model_id)
     chat = [{"role": "user", "content": "What is 6 * 7?"}, {"role": "assistant", "content": THOUGHT},
@@ -122,7 +122,7 @@ def test_qwen25_base_turn_end_is_not_its_generation_eos(offline_hub):
     project's check names the fix. The Instruct model stops on both."""
     from transformers import GenerationConfig
 
-    from pipeline import models
+    from pipeline.training import models
 
     base = tokenizer("Qwen/Qwen2.5-Math-1.5B")
     assert models.turn_end_token(base) == "<|im_end|>" and base.eos_token == "<|endoftext|>"
@@ -151,7 +151,7 @@ def test_llama3_bos_once_through_the_template_twice_through_retokenizing(offline
     assert tok(text, add_special_tokens=False)["input_ids"] == ids
     from transformers import GenerationConfig
 
-    from pipeline import models
+    from pipeline.training import models
 
     assert models.turn_end_token(tok) == "<|eot_id|>"  # the Instruct eos; generation also stops on it
     models.check_eos_agreement(tok, GenerationConfig.from_pretrained("meta-llama/Llama-3.2-1B-Instruct"))

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline import ledger, runner
-from pipeline.recipe import load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.recipe import load_recipe
 
 SHRINK = [
     "stages.problems.splits={cold: 64, rl: 48, distill: 64, test: 8}",

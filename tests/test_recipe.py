@@ -9,7 +9,7 @@ import pytest
 
 import tests.stage_fixtures  # noqa: F401
 from pipeline.cli import main
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run.recipe import RecipeError, load_recipe
 
 GOOD = """
 name: t
@@ -73,7 +73,7 @@ def test_missing_required_stage_field(tmp_path):
 
 def test_trainer_keys_checked_against_installed_trl(tmp_path):
     import pipeline.stages  # noqa: F401
-    from pipeline.registry import STAGES
+    from pipeline.run.registry import STAGES
 
     sft_like = [e.name for e in STAGES.entries() if getattr(e.config, "trainer_config", None)]
     if not sft_like:

@@ -110,14 +110,14 @@ def test_good_recipes_validate(tmp_path, capsys, label, stage):
 
 
 def test_bare_reward_name_becomes_a_spec(tmp_path):
-    from pipeline.recipe import load_recipe
+    from pipeline.run.recipe import load_recipe
 
     path = _write(tmp_path, GOOD[0][1].join([HEADER, ""]))
     assert load_recipe(path).stage("rl").config.rewards == [{"name": "accuracy"}]
 
 
 def test_released_ref_keeps_its_path_and_keep(tmp_path):
-    from pipeline.recipe import load_recipe
+    from pipeline.run.recipe import load_recipe
 
     path = _write(tmp_path, HEADER + GOOD[1][1] + GOOD[2][1].replace("s:", "s2:"))
     recipe = load_recipe(path)

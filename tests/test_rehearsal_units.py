@@ -37,7 +37,7 @@ def test_a_bad_size_is_refused_with_the_form(text):
 
 
 def test_projection_uses_the_ledgers_formulas_on_the_full_size_shape():
-    from pipeline.compute import ModelShape, training_flops
+    from pipeline.run.compute import ModelShape, training_flops
 
     shape = ModelShape(params=int(1e9), layers=28, attn_dim=1536)
     lengths = [1000, 3000]  # mean 2000 tokens, token-weighted context (1000^2 + 3000^2) / 4000 = 2500

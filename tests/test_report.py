@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run.recipe import RecipeError, load_recipe
 from pipeline.stages.report import evaluate_check, render
 
 RESULTS = {"a": {"bench": {"pass@1": 0.50}}, "b": {"bench": {"pass@1": 0.38}}}

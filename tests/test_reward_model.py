@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runner
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run import runner
+from pipeline.run.recipe import RecipeError, load_recipe
 from tests.helpers import write_jsonl, write_recipe
 
 KINDS = {1: "wrong", 2: "hedged", 3: "rambling", 4: "unfinished"}
@@ -120,7 +120,7 @@ def test_preferences_without_a_good_sample_says_what_to_change(tmp_path):
 
 
 def test_pairs_follow_a_verify_step_when_rows_carry_one():
-    from pipeline.refs import DataRef
+    from pipeline.run.refs import DataRef
     from pipeline.stages.preferences import PreferencesStage, make_pairs, score_rows
 
     rows = [{"id": "a", "response": "r0", "score": 0.9, "verified": True},
@@ -140,8 +140,8 @@ def test_reward_model_from_tiny_init_keeps_backbone_and_holds_out_pairs(tmp_path
     from transformers import AutoModelForCausalLM
     from trl import RewardTrainer
 
-    from pipeline import models
     from pipeline.stages.reward_model import load_reward_model
+    from pipeline.training import models
 
     causal = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     for source, lm in ((str(tiny_model_dir), causal),

@@ -3,14 +3,14 @@
 import json
 import logging
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 
 from rewards import build_reward
 from rewards.judge import parse_score
+from tests.helpers import local_server
 
 # Offline before huggingface_hub is first imported (it reads these at import); rewards imports it lazily.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,15 +137,9 @@ class JudgeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def judge_server(monkeypatch):
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
     JudgeHandler.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with local_server(JudgeHandler, monkeypatch) as url:
+        yield url
 
 
 def test_judge_scores_with_bearer_key_never_logged(judge_server, monkeypatch, caplog, capsys):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import tests.stage_fixtures  # noqa: F401
-from pipeline import ledger, runner
-from pipeline.recipe import load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.recipe import load_recipe
 
 RECIPE = """
 name: t

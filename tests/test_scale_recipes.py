@@ -8,8 +8,9 @@ import pytest
 
 import tests.stage_fixtures  # noqa: F401
 from pipeline.cli import main
-from pipeline.launch import check_launch, launch_command
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run.launch import launch_command
+from pipeline.run.launch_checks import check_launch
+from pipeline.run.recipe import RecipeError, load_recipe
 
 SCALE_RECIPES = ["distill-qwen2.5-math-1.5b-openr1", "grpo-qwen2.5-1.5b-math", "synthesize-openai-teacher",
                  "r1-pipeline-full", "eval-r1-distill"]
@@ -47,7 +48,7 @@ def test_every_accelerate_config_passes_check_launch_and_accelerates_parser(conf
     check_launch(launch)
     cmd = launch_command(launch, Path("r.yaml"), "s")
     args = launch_command_parser().parse_args(cmd[cmd.index("--config_file"):])
-    assert args.config_file == str(config) and args.training_script == "pipeline.stage_worker"
+    assert args.config_file == str(config) and args.training_script == "pipeline.run.stage_worker"
 
 
 def test_every_launch_in_the_scale_recipes_uses_a_shipped_config():
@@ -93,7 +94,7 @@ def write(tmp_path, trainer: str) -> Path:
 def test_grpo_vllm_server_mode_reaches_grpo_config(tmp_path):
     from trl import GRPOConfig
 
-    from pipeline.training import build_trl_config
+    from pipeline.training.common import build_trl_config
 
     trainer = "{use_vllm: true, vllm_mode: server, vllm_server_base_url: 'http://node0:8000', num_generations: 8}"
     spec = load_recipe(write(tmp_path, trainer)).stage("rl")

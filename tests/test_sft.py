@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from pipeline import ledger, models, runner
 from pipeline.data.schema import split_response, trace_row
-from pipeline.recipe import RecipeError, load_recipe
+from pipeline.run import ledger, runner
+from pipeline.run.recipe import RecipeError, load_recipe
+from pipeline.training import models
 from tests.helpers import write_jsonl, write_recipe
 
 TASKS = "problems: {kind: tasks, task: arithmetic, splits: {train: 72, test: 8}, params: {digits: 1, ops: '+'}}"
@@ -119,8 +120,8 @@ ROWS = [trace_row(f"{a}+{b}=?", f"{a}+{b}={a + b}", str(a + b), id=f"r{a}{b}", s
 def _trainer(tiny_model_dir, tmp_path, answers_only, template=None):
     import datasets
 
-    from pipeline.sft_data import render_dataset
     from pipeline.stages.sft import build_trainer
+    from pipeline.training.sft_data import render_dataset
 
     model, tok = models.load_model_and_tokenizer(str(tiny_model_dir))
     if template:
@@ -178,7 +179,7 @@ def test_recipe_errors_name_the_key(tmp_path):
 def test_mixture_samples_each_dataset_by_weight():
     import datasets
 
-    from pipeline.sft_data import mix
+    from pipeline.training.sft_data import mix
 
     a = datasets.Dataset.from_list([{"messages": [], "src": f"a{i}"} for i in range(10)])
     b = datasets.Dataset.from_list([{"messages": [], "src": f"b{i}"} for i in range(4)])
@@ -194,7 +195,7 @@ def test_length_grouping_cuts_padding():
 
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from pipeline.sft_data import padding_fraction
+    from pipeline.training.sft_data import padding_fraction
 
     rng = random.Random(0)
     lengths = [rng.choice([25, 90, 260]) + rng.randint(0, 10) for _ in range(512)]

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from pipeline import models
 from pipeline.data.schema import trace_row
+from pipeline.training import models
 
 ROWS = [trace_row(f"{a}+{b}=?", f"{a} plus {b} makes {a + b}", str(a + b), id=f"r{a}{b}", source="t")
         for a, b in ((1, 2), (25, 36))]
@@ -24,8 +24,8 @@ def test_trained_tokens_hold_the_thinking_under_real_templates(offline_hub, tmp_
     import datasets
     from transformers import AutoTokenizer
 
-    from pipeline.sft_data import render_dataset
     from pipeline.stages.sft import build_trainer
+    from pipeline.training.sft_data import render_dataset
     from tests.real_tokenizers import tiny_model
 
     tok = AutoTokenizer.from_pretrained(hub_id)

@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from pipeline import models
 from pipeline.data.schema import trace_row
+from pipeline.training import models
 from tests import real_tokenizers as rt
 
 ROWS = [trace_row(f"{a}+{b}=?", f"{a} plus {b} makes {a + b}", str(a + b), id=f"r{a}{b}", source="t")
@@ -17,8 +17,8 @@ def _trained(model, tok, tmp_path, rows=ROWS, answers_only=False, trainer=None):
     """(loss mode, decoded trained-on tokens per row, input ids per row) of the trainer the sft stage builds."""
     import datasets
 
-    from pipeline.sft_data import render_dataset
     from pipeline.stages.sft import build_trainer
+    from pipeline.training.sft_data import render_dataset
 
     data = render_dataset(datasets.Dataset.from_list(rows), answers_only=answers_only)
     built, _, mode, _ = build_trainer(model, tok, data, {"max_steps": 1, **(trainer or {})}, tmp_path, 0,
@@ -48,7 +48,7 @@ def test_answers_only_with_an_r1_template_closes_the_prefilled_think(tmp_path):
 
 
 def test_check_rendered_example_names_the_template_and_the_fix():
-    from pipeline.sft_render import check_rendered_example
+    from pipeline.training.sft_render import check_rendered_example
 
     tok = rt.r1_distill_tokenizer()
     tok.name_or_path = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
@@ -147,8 +147,8 @@ def test_sft_stage_on_an_r1_distill_model_trains_on_the_thinking(tmp_path):
     """The whole stage, as `reasonforge run` runs it, on a saved model whose template strips the thinking."""
     import json
 
-    from pipeline import runner
-    from pipeline.recipe import load_recipe
+    from pipeline.run import runner
+    from pipeline.run.recipe import load_recipe
     from tests.helpers import write_jsonl, write_recipe
 
     tok = rt.r1_distill_tokenizer()

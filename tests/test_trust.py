@@ -9,17 +9,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 import tests.stage_fixtures  # noqa: F401
-from pipeline import artifacts, fingerprint, ledger, runner, training
-from pipeline.recipe import load_recipe
+from pipeline.run import artifacts, fingerprint, ledger, runner
+from pipeline.run.recipe import load_recipe
+from pipeline.training import common as training
+from tests.helpers import local_server
 
 RUN_SCRIPT = """
 import sys, tests.stage_fixtures
@@ -221,8 +222,11 @@ def test_plan_writes_nothing(tmp_path):
 def test_code_hash_follows_imports_not_the_whole_package():
     grpo = fingerprint.code_hashes("pipeline.stages.grpo")
     sft = fingerprint.code_hashes("pipeline.stages.sft")
-    assert "rewards/accuracy.py" in grpo and "pipeline/training.py" in grpo and "pipeline/stages/grpo.py" in grpo
-    assert not any(f.startswith("rewards/") for f in sft) and "pipeline/stages/grpo.py" not in sft
+    assert "rewards/accuracy.py" in grpo and "pipeline/training/common.py" in grpo and "pipeline/stages/grpo.py" in grpo
+    # sft reaches the leaf modules it shares with the rewards (the think split, tokenizer loading), no reward
+    leaves = {"rewards/think.py", "rewards/tokenizer.py"}
+    assert {f for f in sft if f.startswith("rewards/")} == leaves
+    assert "pipeline/stages/grpo.py" not in sft
     assert not any(f.endswith(".md") for f in grpo)
 
 
@@ -234,12 +238,12 @@ def test_a_code_change_reruns_the_stage_and_names_the_file(tmp_path, monkeypatch
     def edited(module):
         hashes = dict(real(module))
         if "tests/stage_fixtures.py" in hashes and module == "tests.stage_fixtures":
-            hashes["pipeline/context.py"] = "0" * 16
+            hashes["pipeline/run/context.py"] = "0" * 16
         return hashes
 
     monkeypatch.setattr(fingerprint, "code_hashes", edited)
     decisions = runner.plan(load_recipe(path))
-    assert [(d.action, d.reason) for d in decisions] == [("run", "code changed (pipeline/context.py)"),
+    assert [(d.action, d.reason) for d in decisions] == [("run", "code changed (pipeline/run/context.py)"),
                                                          ("run", "upstream will rerun (a)")]
 
 
@@ -351,14 +355,9 @@ class _Endpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint(monkeypatch):
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
     _Endpoint.seen = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with local_server(_Endpoint, monkeypatch) as url:
+        yield url
 
 
 def test_the_judge_retries_a_429_after_retry_after(endpoint, monkeypatch):
@@ -393,7 +392,7 @@ def test_the_key_is_cut_from_every_message_even_when_the_server_echoes_it(endpoi
 # ---- 9. a missed claim fails the run ----
 
 def _fake_evaluation(cfg, ctx):
-    from pipeline.context import StageResult
+    from pipeline.run.context import StageResult
 
     return StageResult(metrics={"a": {"bench": {"pass@1": 0.5}}, "b": {"bench": {"pass@1": 0.38}}})
 
@@ -401,7 +400,7 @@ def _fake_evaluation(cfg, ctx):
 def test_a_missed_claim_fails_the_report_stage_naming_it(tmp_path):
     from dataclasses import dataclass
 
-    from pipeline.registry import STAGES, register_stage
+    from pipeline.run.registry import STAGES, register_stage
 
     @dataclass
     class FakeEvaluation:

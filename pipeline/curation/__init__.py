@@ -15,6 +15,6 @@ same name would shadow it). Imports stay light: numpy and friends load inside th
 """
 
 from pipeline.curation.common import StepOutput
-from pipeline.curation.runner import STEPS, normalize_step, run_steps, step_params, validate_step, validate_steps
+from pipeline.curation.steps import STEPS, normalize_step, run_steps, step_params, validate_step, validate_steps
 
 __all__ = ["STEPS", "StepOutput", "normalize_step", "run_steps", "step_params", "validate_step", "validate_steps"]

@@ -10,35 +10,24 @@ check it fails, in this order (cheapest first): "no thinking", "truncated", "too
   `max_repeat_fraction`. A healthy long chain of thought repeats some 4-grams ("let me check the"), a looping one
   repeats most of them, hence the generous default.
 - mixed script: the share of letters of the chain of thought (the response when there is no thinking) that belong
-  to `script` (unicode ranges below), below `min_script_fraction`. Digits, symbols and LaTeX commands are not
-  letters and do not count; a stray Greek letter in a Latin text costs one letter's worth.
+  to `script` (rewards.language's rule: a letter's script is the first word of its Unicode name), below
+  `min_script_fraction`. Math spans, LaTeX commands, lone Latin letters (variables), digits and symbols do not
+  count; a stray Greek letter in a Latin text costs one letter's worth.
 """
 
 from __future__ import annotations
 
-import re
-
 from pipeline.curation.common import StepOutput, as_rows, keep_where, whitespace_tokens
+from rewards import language
+from rewards.text import repeat_fraction
 
-SCRIPTS = {
-    "latin": "A-Za-z\u00c0-\u024f\u1e00-\u1eff",
-    "cyrillic": "\u0400-\u04ff\u0500-\u052f",
-    "greek": "\u0370-\u03ff\u1f00-\u1fff",
-    "han": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
-    "kana": "\u3040-\u30ff",
-    "hangul": "\u1100-\u11ff\uac00-\ud7af",
-    "arabic": "\u0600-\u06ff\u0750-\u077f",
-    "hebrew": "\u0590-\u05ff",
-    "devanagari": "\u0900-\u097f",
-    "thai": "\u0e00-\u0e7f",
-}
-_NON_LETTER = re.compile(r"[\W\d_]+")
+SCRIPTS = language.SCRIPTS
 
 
 def check(params: dict) -> None:
     script = params.get("script")
     if script is not None and script not in SCRIPTS:
-        raise ValueError(f"unknown script '{script}'; valid: {', '.join(SCRIPTS)}")
+        raise ValueError(f"unknown script '{script}'; valid: {', '.join(sorted(SCRIPTS))}")
     for key in ("min_tokens", "max_tokens", "repeat_ngram"):
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -49,37 +38,18 @@ def check(params: dict) -> None:
             raise ValueError(f"{key} must be a fraction in [0, 1] or null (off), got {value!r}")
 
 
-def repeat_fraction(text: str | None, n: int = 4) -> float:
-    """1 - unique/total over the word n-grams of `text` (0.0 when it has fewer than n words).
-
-    A set of tuples: as fast as a numpy version up to ~5k words (measured), and simpler."""
-    tokens = text.lower().split() if text else []
-    if len(tokens) < n or n < 1:
-        return 0.0
-    grams = list(zip(*(tokens[j:] for j in range(n))))
-    return 1.0 - len(set(grams)) / len(grams)
-
-
 def script_fraction(text: str | None, script: str = "latin") -> float:
-    """Share of the letters of `text` that are in `script`; 1.0 for a text without letters."""
-    if not text:
-        return 1.0
-    if text.isascii():  # the common case, decided without a regex pass
-        has_letters = any(c.isalpha() for c in text)
-        return 1.0 if script == "latin" or not has_letters else 0.0
-    letters = _NON_LETTER.sub("", text)
-    if not letters:
-        return 1.0
-    outside = re.sub(f"[{SCRIPTS[script]}]+", "", letters)
-    return 1.0 - len(outside) / len(letters)
+    """Share of the letters of `text` in `script` (the language reward's rule); 1.0 for a text without letters."""
+    fraction = language.script_fraction(text, SCRIPTS[script]) if text else None
+    return 1.0 if fraction is None else fraction
 
 
 def token_counts(texts: list[str], tokenizer: str | None) -> list[int]:
     if tokenizer is None:
         return [whitespace_tokens(t) for t in texts]
-    from transformers import AutoTokenizer
+    from rewards.tokenizer import shared_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(tokenizer)
+    tok = shared_tokenizer(tokenizer)
     counts = []
     for start in range(0, len(texts), 1024):
         encoded = tok(texts[start:start + 1024], add_special_tokens=False)["input_ids"]

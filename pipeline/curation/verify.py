@@ -50,10 +50,7 @@ def check(params: dict) -> None:
         if not isinstance(rewards, list) or not rewards:
             raise ValueError("rewards must be a non-empty list like [{name: accuracy, weight: 1.0}]")
         for spec in reward_specs(rewards):  # unknown names and parameters fail at recipe load, not mid-run
-            try:
-                build_reward({k: v for k, v in spec.items() if k != "weight"})
-            except ImportError:
-                break  # no rewards package here: nothing to check against
+            build_reward({k: v for k, v in spec.items() if k != "weight"})
         if params.get("threshold") is None:
             raise ValueError("set threshold when you change rewards (the default 2.0 means accuracy == 1 and "
                              "think_format == 1 with the default rewards)")

@@ -189,7 +189,7 @@ def read_card(name: str) -> dict:
     return released.read_card(name, adapters=ADAPTERS)
 
 
-# the card file and the local copy a released name reads, for the fingerprint (pipeline/fingerprint.py)
+# the card file and the local copy a released name reads, for the fingerprint (pipeline/run/fingerprint.py)
 _card_paths = released.card_paths
 _local_path = released.shared_copy
 

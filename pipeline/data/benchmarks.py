@@ -16,6 +16,7 @@ import datasets
 
 from pipeline.data.adapters import gsm8k_rationale
 from pipeline.data.sources import load_rows_or_dataset
+from rewards.text import boxed_contents
 
 FILES_DIR = Path(__file__).resolve().parent / "benchmark_files"
 
@@ -70,21 +71,8 @@ def normalize_gold(value) -> str | None:
     if "####" in text:
         text = gsm8k_rationale(text)[1]
     if "\\boxed{" in text:
-        text = last_boxed(text) or text  # a whole solution given as the answer: its last \boxed{} is the answer
+        text = (boxed_contents(text) or [""])[-1] or text  # a whole solution given as the answer: its last \boxed{} is the answer
     return text
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} of a text, braces balanced; None when there is none."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1:j].strip()
-    return None
 
 
 def _first_present(names: tuple, columns: list[str], what: str, source: str, flag: str) -> str:

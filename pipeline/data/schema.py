@@ -9,8 +9,7 @@ after ``</think>`` (it may hold ``\\boxed{}``), ``gold_answer`` is the reference
 
 from __future__ import annotations
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from rewards.think import THINK_CLOSE, THINK_OPEN, split_response  # noqa: F401 (one rule; re-exported for the pipeline)
 
 TRACE_COLUMNS = {
     "id": "stable id of the problem (prompt id); samples of one problem share it",
@@ -35,15 +34,6 @@ def render_response(thinking: str | None, answer: str) -> str:
     if thinking is None:
         return answer
     return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n{answer.strip()}"
-
-
-def split_response(response: str) -> tuple[str | None, str]:
-    """(thinking, answer) of a response; thinking is None when no closed think block is present."""
-    if THINK_CLOSE not in response:
-        return None, response.strip()
-    head, _, tail = response.partition(THINK_CLOSE)
-    thinking = head.split(THINK_OPEN, 1)[1] if THINK_OPEN in head else head
-    return thinking.strip(), tail.strip()
 
 
 def trace_row(problem: str, thinking: str | None, answer: str, *, id: str, source: str,

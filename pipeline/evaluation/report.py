@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_text
+from pipeline.run.artifacts import atomic_write_text
 
 
 def _pct(value, stderr=None) -> str:

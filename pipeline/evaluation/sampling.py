@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_text
+from pipeline.data.templates import fill_template
+from pipeline.run.artifacts import atomic_write_text
 
 DEFAULT_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 _OPENED_RE = re.compile(r"<think>\s*$")
@@ -39,9 +40,9 @@ class Grader:
 
 
 def build_messages(problem: str, template: str, system_prompt: str | None) -> list[dict]:
-    """[system,] user: the template with {problem} filled in (plain replace: templates hold LaTeX braces)."""
+    """[system,] user: the template with {problem} filled in (pipeline/data/templates.py's syntax)."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return messages + [{"role": "user", "content": template.replace("{problem}", problem)}]
+    return messages + [{"role": "user", "content": fill_template(template, {"problem": problem})}]
 
 
 def split_opened(chat_prompt: str, prefill: str | None) -> tuple[str, str]:

@@ -117,7 +117,7 @@ def apply_stop(text: str, stop: list[str]) -> tuple[str, str | None]:
 
 
 def render_plain(messages: list[dict], add_generation_prompt: bool = True) -> str:
-    """ReasonForge's chat layout (pipeline.models.CHAT_TEMPLATE) without a tokenizer: `<|role|>\\ncontent\\n`."""
+    """ReasonForge's chat layout (pipeline.training.models.CHAT_TEMPLATE) without a tokenizer: `<|role|>\\ncontent\\n`."""
     text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
     return text + ("<|assistant|>\n" if add_generation_prompt else "")
 

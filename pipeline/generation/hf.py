@@ -24,7 +24,7 @@ class TransformersBackend:
     wants_messages = False
 
     def __init__(self, model, tokenizer, batch_size: int = 32, name: str | None = None):
-        from pipeline.models import uses_bos
+        from pipeline.training.models import uses_bos
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -40,17 +40,17 @@ class TransformersBackend:
     @classmethod
     def create(cls, model, tokenizer=None, trust_remote_code: bool = False, dtype=None, config_overrides=None,
                **options):
-        """From objects, or from a path/hub id (loaded with pipeline.models, with the model reference's
+        """From objects, or from a path/hub id (loaded with pipeline.training.models, with the model reference's
         config_overrides, moved to cuda when there is one)."""
         if isinstance(model, (str, dict)):
-            from pipeline import models
+            from pipeline.training import models
 
             loaded, loaded_tok = models.load_model_and_tokenizer(model, trust_remote_code=trust_remote_code,
                                                                  dtype=dtype, config_overrides=config_overrides)
             options.setdefault("name", f"transformers:{model}" if isinstance(model, str) else "transformers:tiny")
             model, tokenizer = to_best_device(loaded), tokenizer or loaded_tok
         if isinstance(tokenizer, str):
-            from pipeline.models import load_tokenizer
+            from pipeline.training.models import load_tokenizer
 
             tokenizer = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
         if model is None or tokenizer is None:
@@ -80,7 +80,7 @@ class TransformersBackend:
     def _generate_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
         import torch
 
-        from pipeline.models import encode_prompt
+        from pipeline.training.models import encode_prompt
 
         ids = [encode_prompt(self.tokenizer, p, self.bos) for p in prompts]
         enc = self.tokenizer.pad({"input_ids": ids}, padding=True, padding_side="left",

@@ -104,7 +104,7 @@ def _chat_text(message: dict) -> str:
 def _load_tokenizer(tokenizer, model: str, required: bool):
     if tokenizer is not None and not isinstance(tokenizer, str):
         return tokenizer
-    from pipeline.models import load_tokenizer
+    from pipeline.training.models import load_tokenizer
 
     source = tokenizer or model
     try:

@@ -25,7 +25,7 @@ class ProceduralBackend:
 
     def __init__(self, tokenizer=None):
         if isinstance(tokenizer, str):
-            from pipeline.models import load_tokenizer
+            from pipeline.training.models import load_tokenizer
 
             tokenizer = load_tokenizer(tokenizer)
         self.tokenizer = tokenizer

@@ -1,44 +1,20 @@
 """From source rows to prompts, and from completions to canonical trace rows: the generate stage's data plumbing.
 
-A prompt template names source columns in braces: `{problem}`. Only `{identifier}` is a field, so LaTeX such as
-`\\boxed{}` needs no escaping; `{{` and `}}` write a literal brace (for `\\frac{{a}}{{b}}`, where `a` would otherwise
-be read as a column).
+Prompt templates follow pipeline/data/templates.py: `{column}` fields, `{{` and `}}` for literal braces.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 
 from pipeline.data.schema import THINK_OPEN, TRACE_COLUMNS, split_response
+from pipeline.data.templates import fill_template
 
 R1_MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 DEFAULT_TEMPLATE = "{problem}\n" + R1_MATH_SUFFIX
 GENERATED_COLUMNS = ("teacher", "sampling")  # added to the canonical columns by the generate stage
-_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def template_fields(template: str) -> list[str]:
-    return list(dict.fromkeys(m.group(1) for m in _FIELD.finditer(template) if m.group(1)))
-
-
-def fill_template(template: str, row: dict) -> str:
-    def replace(match: re.Match) -> str:
-        if match.group(1) is None:
-            return match.group(0)[0]  # {{ -> {, }} -> }
-        value = row[match.group(1)]
-        return "" if value is None else str(value)
-
-    return _FIELD.sub(replace, template)
-
-
-def check_template(template: str, columns: list[str]) -> None:
-    missing = [f for f in template_fields(template) if f not in columns]
-    if missing:
-        raise ValueError(f"prompt_template names column '{missing[0]}', which the data does not have; columns: "
-                         f"{', '.join(columns)}. Use one of them, or write a literal brace as {{{{ }}}}")
 
 
 @dataclass

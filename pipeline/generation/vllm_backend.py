@@ -1,7 +1,7 @@
 """The `vllm` backend: vLLM's offline engine (`vllm.LLM` + `vllm.SamplingParams`), imported only when used.
 
 vLLM is an optional extra (`pip install 'reasonforge[vllm]'`): its wheels pin their own torch and transformers, so
-it lives in its own environment (TRL-ON-CPU.md). Prompts are tokenized here (`pipeline.models.encode_prompt`) and
+it lives in its own environment (TRL-ON-CPU.md). Prompts are tokenized here (`pipeline.training.models.encode_prompt`) and
 handed over as token ids, so each starts with exactly one bos, never two (template + tokenizer) nor none (raw text).
 Every request gets its own seed derived from (seed, prompt), so a resumed run redraws exactly what was lost
 whatever the batching; vLLM schedules and batches the whole list itself (continuous batching, prefix caching
@@ -19,7 +19,7 @@ from pipeline.generation import (
     render_with,
     sample_seed,
 )
-from pipeline.models import encode_prompt, uses_bos
+from pipeline.training.models import encode_prompt, uses_bos
 
 
 class VLLMBackend:

@@ -30,8 +30,8 @@ def prepare(path: str, overrides: list[str], size: dict, launches: bool = True):
     """(the Rehearsal, the loaded rehearsal recipe); the recipe as written is validated first."""
     import yaml
 
-    from pipeline.recipe import apply_overrides, load_recipe
     from pipeline.rehearsal.transform import rehearsal_recipe, write_recipe
+    from pipeline.run.recipe import apply_overrides, load_recipe
 
     load_recipe(path, overrides)  # every error a real run would give, first
     raw = apply_overrides(yaml.safe_load(Path(path).read_text()), overrides, path)
@@ -42,9 +42,9 @@ def prepare(path: str, overrides: list[str], size: dict, launches: bool = True):
 
 def rehearse(path: str, overrides: list[str], size: dict, launches: bool = True) -> int:
     """Run the rehearsal, print and write the table; 0 when every stage passed, 1 otherwise."""
-    from pipeline.artifacts import atomic_write_text
     from pipeline.rehearsal import report
     from pipeline.rehearsal.driver import run_rehearsal
+    from pipeline.run.artifacts import atomic_write_text
 
     reh, recipe = prepare(path, overrides, size, launches)
     reports = run_rehearsal(reh, recipe)

@@ -28,11 +28,11 @@ def model_checks(folder: str, eos_token: str | None = None) -> list[tuple]:
     """The model checks on a saved folder; only its tokenizer and generation config are read."""
     from types import SimpleNamespace
 
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import GenerationConfig
 
-    from pipeline import models
+    from pipeline.training import models
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = models.load_tokenizer(folder)
     model = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(folder))  # all the checks touch
     models.prepare_for_chat(model, tokenizer)
     out = [_template(tokenizer), _thinking(tokenizer)]
@@ -91,7 +91,7 @@ def truncation_check(lengths: list[int], max_length: int | None) -> tuple:
 def trace_lengths(dataset, tokenizer, system_prompt: str | None = None) -> list[int]:
     """Tokens of each trace as a prompt (through the chat template) plus its whole response and a turn end: the
     length training sees when the thinking is kept, whatever the template does to assistant turns."""
-    from pipeline.sft_data import to_messages
+    from pipeline.training.sft_data import to_messages
 
     lengths = []
     for i, row in enumerate(dataset):
@@ -130,12 +130,14 @@ def resume_check(metrics: dict, max_steps: int) -> tuple:
 
 
 def reload_check(folder: str, kind: str) -> tuple:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from rewards.tokenizer import fresh_tokenizer
 
     auto = AutoModelForSequenceClassification if kind == "reward_model" else AutoModelForCausalLM
     try:
         auto.from_pretrained(folder)
-        AutoTokenizer.from_pretrained(folder)
+        fresh_tokenizer(folder)
         return ("saved model reloads", True, folder.rsplit("/", 2)[-2] + "/model")
     except (OSError, ValueError) as error:
         return ("saved model reloads", False, str(error).splitlines()[0])

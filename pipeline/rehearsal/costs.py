@@ -116,7 +116,7 @@ def _evaluate(m, spec, cost, real):
 
 
 def _curate(m, spec, cost, real):
-    from pipeline import artifacts
+    from pipeline.run import artifacts
 
     metrics = artifacts.read_json(m.recipe.run_dir / spec.name / "metrics.json") or {}
     funnel = artifacts.read_json(m.recipe.run_dir / spec.name / "funnel.json") or {}

@@ -55,7 +55,7 @@ def rehearsal_env(keep_rows: list[str]):
 
 def run_rehearsal(reh: Rehearsal, recipe) -> list[StageReport]:
     """Every stage in order; stops at the first failure."""
-    from pipeline import runner
+    from pipeline.run import runner
 
     reports = [StageReport(spec.name, spec.kind) for spec in recipe.stages]
     measure = Measurements(reh, recipe)
@@ -80,7 +80,7 @@ def run_rehearsal(reh: Rehearsal, recipe) -> list[StageReport]:
 
 def _rehearse_resume(recipe, spec) -> None:
     """Remove what the end of training wrote (DONE, model/, the newest checkpoint) and run the stage again."""
-    from pipeline import runner
+    from pipeline.run import runner
 
     stage_dir = recipe.run_dir / spec.name
     found = sorted((stage_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
@@ -94,7 +94,7 @@ def _rehearse_resume(recipe, spec) -> None:
 
 
 def stage_checks(reh: Rehearsal, recipe, spec, measure: Measurements) -> list[tuple]:
-    from pipeline import artifacts
+    from pipeline.run import artifacts
 
     out = []
     real = reh.real.get(spec.name, {})
@@ -125,8 +125,8 @@ class Measurements:
         self._tokenizers: dict[str, object] = {}
 
     def context(self, spec):
-        from pipeline import runner
-        from pipeline.context import StageContext
+        from pipeline.run import runner
+        from pipeline.run.context import StageContext
 
         upstream = {dep: runner.load_result(self.recipe, dep) for dep in spec.depends_on}
         return StageContext(spec.name, spec.kind, (self.recipe.run_dir / spec.name).resolve(),
@@ -146,15 +146,13 @@ class Measurements:
 
     def tokenizer(self, spec):
         """The tokenizer of the model the stage reads (loaded once per folder: a 150k vocabulary takes seconds)."""
-        from transformers import AutoTokenizer
-
-        from pipeline import models
+        from pipeline.training import models
 
         folder = self.context(spec).resolve_model(spec.config.model)
         if isinstance(folder, dict):
             return models.build_char_tokenizer()
         if str(folder) not in self._tokenizers:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = models.load_tokenizer(folder)
             tokenizer.chat_template = tokenizer.chat_template or models.chat_template_for(tokenizer)
             self._tokenizers[str(folder)] = tokenizer
         return self._tokenizers[str(folder)]

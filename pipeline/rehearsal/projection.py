@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.compute import ModelShape, forward_flops, generation_flops, training_flops
+from pipeline.run.compute import ModelShape, forward_flops, generation_flops, training_flops
 
 PEAK_FLOPS = 989e12  # H100 SXM, bf16 dense tensor-core peak (NVIDIA's datasheet); the projection's reference device
 MFU_TRAIN = 0.40

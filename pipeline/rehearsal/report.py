@@ -27,7 +27,7 @@ def format_table(name: str, reports: list, notes: list[str], models: dict, price
                      f"{_e(cost and cost.flops)} | {_h(cost and cost.device_hours)} | "
                      f"{_usd(cost and cost.device_hours * price)} |")
     lines.append(f"| total | | | | | | | {_e(total_flops)} | {_h(total_hours)} | {_usd(total_hours * price)} |")
-    lines += ["", (f"Projection: FLOPs by the ledger's formulas (pipeline/compute.py: 6N + attention per trained "
+    lines += ["", (f"Projection: FLOPs by the ledger's formulas (pipeline/run/compute.py: 6N + attention per trained "
               f"token, 2N + attention per generated or scored token, N the real model's); device-hours on an H100 (bf16 dense peak {projection.PEAK_FLOPS / 1e12:.0f} "
               f"TFLOP/s) at {projection.MFU_TRAIN:.0%} MFU for training, {projection.MFU_DECODE:.0%} for "
               f"decoding; {price:g} USD per device-hour. Rehearsal proves the pipeline runs, not speed, memory or "

@@ -66,14 +66,14 @@ def shrunk_config(config, size: dict):
 
 
 def full_size_shape(config) -> dict:
-    """The full-size model's parameter count and FLOPs shape (pipeline.compute.ModelShape), built on the meta
+    """The full-size model's parameter count and FLOPs shape (pipeline.run.compute.ModelShape), built on the meta
     device: no memory, no weights."""
     import dataclasses
 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pipeline.compute import shape_of
+    from pipeline.run.compute import shape_of
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
@@ -91,12 +91,13 @@ def shrink_model(source: str, folder: Path, size: dict, seed: int = 0, trust_rem
         if {k: info.get(k) for k in wanted} == wanted:
             return info
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from pipeline.artifacts import atomic_dir
+    from pipeline.run.artifacts import atomic_dir
+    from rewards.tokenizer import fresh_tokenizer
 
     config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    tokenizer = fresh_tokenizer(source, trust_remote_code)
     small = shrunk_config(config, size)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(small, trust_remote_code=trust_remote_code)

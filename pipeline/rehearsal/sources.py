@@ -48,7 +48,7 @@ def _stream_to_file(hub_id: str, config: str | None, split: str, folder: Path, r
     """The first `rows` rows of a hub dataset's split, streamed, as a JSONL file (reused when already cut)."""
     import datasets
 
-    from pipeline.artifacts import atomic_write_text
+    from pipeline.run.artifacts import atomic_write_text
 
     file = folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '--', hub_id)}--{config or 'default'}--{split}--{rows}.jsonl"
     if file.exists():

@@ -26,10 +26,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from pipeline.context import StageContext, StageResult
 from pipeline.data.errors import DataError
-from pipeline.refs import DataRef, parse_data_ref
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, parse_data_ref
+from pipeline.run.registry import register_stage
 
 # Cheap steps first, so the math verifier (the slow one) judges fewer rows. Pass rates are then counted over the
 # samples that survived the filter; put verify first when you select by pass rate and truncations should count.
@@ -68,8 +68,8 @@ class CurateStage:
 @register_stage("curate", CurateStage,
                 help="verify, filter, dedup, decontaminate and select traces; writes a dataset card")
 def run(cfg: CurateStage, ctx: StageContext) -> StageResult:
-    from pipeline import cards
     from pipeline.curation import run_steps
+    from pipeline.data import dataset_card as cards
     from pipeline.rehearsal import keeps_rows
 
     data = _one_split(ctx.load_dataset(cfg.data))
@@ -129,7 +129,7 @@ def _drops(funnel: dict) -> str:
 def _resolve_stage_benchmarks(steps: list[dict], ctx: StageContext) -> list[dict]:
     """decontaminate against an earlier stage's split: benchmarks: {test: {from: problems, split: test}} becomes
     that split's problems, so a recipe can hold out its own test set."""
-    from pipeline.refs import parse_data_ref
+    from pipeline.run.refs import parse_data_ref
 
     resolved = []
     for step in steps:
@@ -156,7 +156,7 @@ def _one_split(data):
 def _save_empty(out, ctx: StageContext) -> None:
     """An empty dataset, loadable: datasets' save_to_disk writes zero shards for it, which load_from_disk rejects,
     unless told to write one."""
-    from pipeline.artifacts import atomic_dir
+    from pipeline.run.artifacts import atomic_dir
 
     ctx.log.warning("curate kept no rows: see funnel.json for what each step dropped")
     with atomic_dir(ctx.stage_dir / "dataset") as tmp:
@@ -176,7 +176,7 @@ def _assemble(data, rows: list[dict], written: list[str]):
 
 def _lineage(ctx: StageContext, cfg: CurateStage) -> dict:
     """{stage: resolved config} of every stage upstream of this one, nearest first (from their config.json)."""
-    from pipeline.artifacts import read_json
+    from pipeline.run.artifacts import read_json
 
     found: dict = {}
     todo = list(ctx.upstream) or ([cfg.data.stage] if cfg.data.stage else [])
@@ -191,7 +191,7 @@ def _lineage(ctx: StageContext, cfg: CurateStage) -> dict:
 
 
 def _provenance(cfg: CurateStage, ctx: StageContext, lineage: dict) -> dict:
-    from pipeline.recipe import config_to_plain
+    from pipeline.run.recipe import config_to_plain
 
     provenance = {"recipe": ctx.recipe_name, "recipe_path": ctx.recipe_path, "stage": ctx.name, "kind": ctx.kind,
                   "fingerprint": ctx.fingerprint, "seed": ctx.seed, "source": cfg.data.describe(),
@@ -203,10 +203,8 @@ def _provenance(cfg: CurateStage, ctx: StageContext, lineage: dict) -> dict:
 
 def _costs(ctx: StageContext, lineage: dict) -> dict | None:
     """The ledger's cost of the stages that made these rows (this stage's own attempt is still open)."""
-    try:
-        from pipeline.ledger import stage_costs
-    except ImportError:
-        return None
+    from pipeline.run.ledger import stage_costs
+
     costs = stage_costs(ctx.run_dir)
     return {stage: costs[stage] for stage in lineage if stage in costs} or None
 

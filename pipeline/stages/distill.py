@@ -18,7 +18,7 @@ The stage measures what it is for: the mean per-token KL(teacher || student) and
 held-out prompts + responses, before and after training (`kl_before`, `kl_after`, `jsd_before`, `jsd_after`).
 The teacher's tokenizer and chat template are the ones used for the data and saved with the student, since the
 teacher's distributions only mean something under the template it was trained with. Replies are tokenized as the
-sft stage tokenizes them (`pipeline.sft_render`): after the template's generation prompt, never through the
+sft stage tokenizes them (`pipeline.training.sft_render`): after the template's generation prompt, never through the
 template, so an R1-Distill template cannot drop their thinking from training or from the divergence measure.
 """
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from pipeline.context import StageContext, StageResult
-from pipeline.refs import DataRef, ModelRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef
+from pipeline.run.registry import register_stage
 
 CURVE_KEYS = ["loss", "learning_rate"]
 
@@ -60,7 +60,7 @@ class DistillStage:
 
     def __post_init__(self):
         if not gkd_available():
-            from pipeline.trainer_check import trl_version
+            from pipeline.run.trainer_check import trl_version
 
             raise ValueError(f"the installed TRL ({trl_version()}) has no trl.experimental.gkd (GKDTrainer); "
                              "install trl>=0.20 (pip install -U trl), or distill with generate + sft instead")
@@ -100,8 +100,8 @@ def align_vocab(teacher, student, tokenizer, log) -> None:
 def _encode(tokenizer, messages: list[dict]) -> tuple[list[int], int, int]:
     """(token ids of the chat, first response token, its end): rendered as the sft stage renders a reply (its
     thinking kept, whatever the template does to assistant turns, ended by the turn-end token)."""
-    from pipeline import models
-    from pipeline.sft_render import tokenize_prompt_completion, turn_end_id
+    from pipeline.training import models
+    from pipeline.training.sft_render import tokenize_prompt_completion, turn_end_id
 
     row = tokenize_prompt_completion(tokenizer, messages, turn_end_id(tokenizer), models.uses_bos(tokenizer))
     return row["input_ids"], row["completion_mask"].index(1), len(row["input_ids"])
@@ -167,8 +167,8 @@ def divergence(teacher, student, tokenizer, conversations: list[list[dict]], log
 
 def load_pair(cfg: DistillStage, ctx: StageContext):
     """(teacher, student, tokenizer): the teacher's tokenizer, checked against the student's, drives the data."""
-    from pipeline import models
     from pipeline.stages.sft import load_chat_model
+    from pipeline.training import models
 
     teacher, tokenizer = load_chat_model(cfg.teacher, ctx)
     student, student_tok = ctx.load_model(cfg.student, check_eos=False)
@@ -182,7 +182,7 @@ def load_pair(cfg: DistillStage, ctx: StageContext):
 
 def load_splits(cfg: DistillStage, ctx: StageContext):
     """(train, held_out) `messages` datasets; held_out comes from eval_data or is held out of data."""
-    from pipeline.sft_data import holdout, render_dataset
+    from pipeline.training.sft_data import holdout, render_dataset
 
     train = render_dataset(ctx.load_dataset(cfg.data), system_prompt=cfg.system_prompt, name="data")
     if cfg.eval_data:
@@ -199,7 +199,7 @@ def training_rows(data, tokenizer, max_length: int | None, log):
     """The rows GKD trains on, tokenized as the sft stage tokenizes prompt/completion pairs and checked the same way:
     given only `messages`, GKD's collator would render replies through the template, and R1-Distill or Qwen3
     templates drop the thinking. `messages` stays: the collator reads the prompt from it."""
-    from pipeline.sft_render import check_rendered_example, tokenize_dataset
+    from pipeline.training.sft_render import check_rendered_example, tokenize_dataset
 
     log.info("checked example 0 as it will be trained: %s",
              check_rendered_example(tokenizer, data[0]["messages"], "completion"))
@@ -218,9 +218,9 @@ def gkd_classes():
 @register_stage("distill", DistillStage, help="logit distillation teacher -> student with TRL's GKD (shared tokenizer)")
 def run(cfg: DistillStage, ctx: StageContext) -> StageResult:
     """Distill cfg.teacher into cfg.student on cfg.data; writes model/, curves.json; measures KL/JSD before/after."""
-    from pipeline.models import count_parameters
     from pipeline.stages.sft import finish, train
-    from pipeline.training import build_trl_config
+    from pipeline.training.common import build_trl_config
+    from pipeline.training.models import count_parameters
 
     GKDConfig, GKDTrainer = gkd_classes()
     teacher, student, tokenizer = load_pair(cfg, ctx)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.context import StageContext, StageResult
+from pipeline.data.templates import template_fields
 from pipeline.evaluation.metrics import check_ks
 from pipeline.evaluation.sampling import DEFAULT_PROMPT
-from pipeline.refs import DataRef, ModelRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef
+from pipeline.run.registry import register_stage
 
 _FILE_SAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
@@ -46,8 +47,12 @@ class EvalBenchmark:
         check_ks(self.k, self.n)
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit: must be a positive number of problems, got {self.limit}")
-        if "{problem}" not in self.prompt_template:
+        fields = template_fields(self.prompt_template)
+        if "problem" not in fields:
             raise ValueError("prompt_template: must contain {problem}, where the problem text goes")
+        if extra := [f for f in fields if f != "problem"]:
+            raise ValueError(f"prompt_template: {{{extra[0]}}} is not a field here (only {{problem}} is); write a "
+                             "literal brace as {{ or }}")
         if self.benchmark:
             _check_benchmark_name(self.benchmark)
         self.name = self.name or (Path(self.benchmark).stem if self.benchmark else _data_label(self.data))
@@ -231,8 +236,8 @@ def _budget_note(budget: int | None) -> str:
 @register_stage("evaluate", EvaluateStage, help="models x benchmarks: pass@1 ± stderr, pass@k, maj@k, budgets")
 def run(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
     """Evaluate every model on every benchmark (and thinking budget); write samples, results and plots."""
-    from pipeline.artifacts import clean_stale_temporaries
     from pipeline.evaluation import metrics, report, sampling, sources
+    from pipeline.run.artifacts import clean_stale_temporaries
 
     clean_stale_temporaries(ctx.stage_dir / "samples")  # half-written pair files of a killed attempt
     grader = sampling.Grader.from_specs(cfg.rewards, cfg.correct_reward, cfg.format_reward)
@@ -305,8 +310,8 @@ def eval_recipe_dict(args) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from pipeline import runner
-    from pipeline.recipe import build_recipe
+    from pipeline.run import runner
+    from pipeline.run.recipe import build_recipe
 
     recipe = build_recipe(eval_recipe_dict(args), "reasonforge eval")
     results = runner.run(recipe)

@@ -31,10 +31,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.context import StageContext, StageResult
 from pipeline.generation.prompts import DEFAULT_TEMPLATE
-from pipeline.refs import DataRef, ModelRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef
+from pipeline.run.registry import register_stage
 
 # The backend settings a recipe may put under `options:` (vllm: any vllm.LLM engine argument).
 OPTIONS = {
@@ -104,8 +104,9 @@ def _check_options(backend: str, options: dict) -> None:
 @register_stage("generate", GenerateStage, help="sample chains of thought from a teacher (resumable JSONL shards)")
 def run(cfg: GenerateStage, ctx: StageContext) -> StageResult:
     """Sample n completions per prompt into shards, then consolidate them into a canonical trace dataset."""
+    from pipeline.data.templates import check_template
     from pipeline.generation import SamplingParams
-    from pipeline.generation.prompts import build_units, check_template, output_features, passthrough_columns
+    from pipeline.generation.prompts import build_units, output_features, passthrough_columns
 
     data = ctx.load_dataset(cfg.data)
     if cfg.limit is not None:
@@ -154,7 +155,7 @@ def _make_backend(cfg: GenerateStage, ctx: StageContext):
         tokenizer_source = options.pop("tokenizer", None)
         model, tokenizer = ctx.load_model(cfg.model, **({"dtype": options.pop("dtype")} if "dtype" in options else {}))
         if tokenizer_source:
-            from pipeline.models import load_tokenizer
+            from pipeline.training.models import load_tokenizer
 
             tokenizer = load_tokenizer(tokenizer_source)
         return make_backend("transformers", model=to_best_device(model), tokenizer=tokenizer,
@@ -180,12 +181,12 @@ def _generate_all(units, backend, params, cfg: GenerateStage, ctx: StageContext,
     from tqdm import tqdm
 
     from pipeline.generation.prompts import trace_from_completion
-    from pipeline.shards import ShardStore
+    from pipeline.run.shards import ShardStore
 
     ordered = sorted(units, key=lambda u: u.sort_key())
     size, sampling, counts = _batch_size(cfg, backend), params.to_dict(), collections.Counter()
     if backend.parameters:  # a local transformers model: its shape too, for the attention FLOPs
-        from pipeline.compute import shape_of
+        from pipeline.run.compute import shape_of
 
         model = getattr(backend, "model", None)
         ctx.ledger.add(params=backend.parameters, model=shape_of(model) if model is not None else None)
@@ -255,6 +256,6 @@ def _consolidate(ctx: StageContext, features):
 
 
 def _shard_rows(folder: str):
-    from pipeline.shards import read_shards
+    from pipeline.run.shards import read_shards
 
     yield from read_shards(folder)

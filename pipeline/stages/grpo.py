@@ -9,25 +9,25 @@
       trainer: {max_steps: 200, num_generations: 8, max_completion_length: 128, learning_rate: 2e-5}
       guardrails: {patience: 5, max_clipped_ratio: 0.5}
 
-Each row becomes the chat prompt `[system?, {"role": "user", "content": prompt_template.format(**row)}]` (a data
-set with its own `prompt` column keeps it when `prompt_template` is left at its default). Every other column
+Each row becomes the chat prompt `[system?, {"role": "user", "content": <prompt_template filled from the row>}]`
+(pipeline/data/templates.py: `{column}` fields, `{{`/`}}` literal braces; a data set with its own `prompt` column keeps it when `prompt_template` is left at its default). Every other column
 reaches the rewards as a keyword argument, so `accuracy` reads `gold_answer`. Reward weights go to
 `GRPOConfig.reward_weights`; a reward's `model: {from: STAGE}` is replaced by the path that stage saved.
 
-Training resumes from the newest checkpoint in `checkpoints/`. A tripped guardrail (pipeline/guardrails.py) saves
+Training resumes from the newest checkpoint in `checkpoints/`. A tripped guardrail (pipeline/training/guardrails.py) saves
 a checkpoint, writes the reason to metrics.json and fails the stage with it: no `model/`, no DONE.
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pipeline.context import StageContext, StageResult
-from pipeline.guardrails import Guardrails
-from pipeline.refs import DataRef, ModelRef, parse_model_ref
-from pipeline.registry import register_stage
+from pipeline.data.templates import check_template, fill_template, template_fields
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef, parse_model_ref
+from pipeline.run.registry import register_stage
+from pipeline.training.guardrails import Guardrails
 
 CURVE_KEYS = ["reward", "completions/mean_length", "completions/clipped_ratio", "frac_reward_zero_std", "kl"]
 SUMMARY_KEYS = ("reward", "reward_std", "completions/mean_length", "completions/clipped_ratio",
@@ -40,9 +40,9 @@ class GRPOStage:
     data: DataRef  # prompts: a `prompt` column, or rows rendered through prompt_template
     rewards: list[dict | str]  # [{name: accuracy, weight: 1.0, **params}, ...] or bare names; see `reasonforge ls`
     trainer: dict = field(default_factory=dict)  # -> trl.GRPOConfig, unchanged
-    prompt_template: str = "{problem}"  # the user message, str.format over the row's columns
+    prompt_template: str = "{problem}"  # the user message: {column} fields, {{ }} literal braces
     system_prompt: str | None = None
-    guardrails: dict = field(default_factory=dict)  # see pipeline/guardrails.py: action, patience, thresholds
+    guardrails: dict = field(default_factory=dict)  # see pipeline/training/guardrails.py: action, patience, thresholds
     trainer_config: ClassVar[str] = "trl.GRPOConfig"
 
     def __post_init__(self):
@@ -62,7 +62,7 @@ class GRPOStage:
         check_vllm_settings(self.trainer)
         if not template_fields(self.prompt_template):
             raise ValueError("prompt_template: it uses no column, so every prompt would be the same; write e.g. "
-                             "'Solve: {problem}'")
+                             "'Solve: {problem}' (a brace that does not close a column name is literal text)")
 
 
 def check_vllm_settings(trainer: dict) -> None:
@@ -75,15 +75,6 @@ def check_vllm_settings(trainer: dict) -> None:
     url = trainer.get("vllm_server_base_url")
     if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
         raise ValueError(f"trainer.vllm_server_base_url: '{url}' is not a URL; write e.g. http://node0:8000")
-
-
-def template_fields(template: str) -> list[str]:
-    """The column names a prompt template reads; ValueError (naming prompt_template) when it does not parse."""
-    try:
-        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
-    except ValueError as e:
-        raise ValueError(f"prompt_template: {e}; write columns as {{problem}} and literal braces as "
-                         f"{{{{ and }}}}") from None
 
 
 def check_reward_spec(spec, where: str) -> str:
@@ -134,14 +125,11 @@ def build_prompts(dataset, cfg: GRPOStage):
     use_own = "prompt" in dataset.column_names and cfg.prompt_template == GRPOStage.prompt_template
     if use_own:
         return dataset
-    missing = [f for f in template_fields(cfg.prompt_template) if f not in dataset.column_names]
-    if missing:
-        raise ValueError(f"prompt_template uses {{{missing[0]}}} but the data has no column '{missing[0]}'; "
-                         f"columns: {', '.join(dataset.column_names)}")
+    check_template(cfg.prompt_template, dataset.column_names)
     system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
 
     def render(row):
-        return {"prompt": system + [{"role": "user", "content": cfg.prompt_template.format(**row)}]}
+        return {"prompt": system + [{"role": "user", "content": fill_template(cfg.prompt_template, row)}]}
 
     if "prompt" in dataset.column_names:
         dataset = dataset.remove_columns("prompt")
@@ -161,7 +149,7 @@ def grpo_ledger_callback(attempt, params: int, config):
     """
     from transformers import TrainerCallback
 
-    from pipeline import compute
+    from pipeline.run import compute
 
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
     iterations = max(1, config.num_iterations)
@@ -195,7 +183,8 @@ def grpo_ledger_callback(attempt, params: int, config):
 def load_policy(ref: ModelRef, ctx: StageContext):
     """(model, tokenizer); a tiny-init model is saved to `init_model/` first and loaded back, because TRL builds
     the KL reference model (beta > 0) from the policy's `name_or_path`, which a model built in memory lacks."""
-    from pipeline import models, training
+    from pipeline.training import common as training
+    from pipeline.training import models
 
     source = ctx.resolve_model(ref)
     if isinstance(source, dict):
@@ -210,7 +199,7 @@ def load_policy(ref: ModelRef, ctx: StageContext):
 
 def summarize(log_history: list[dict], reward_names: list[str]) -> dict:
     """Last logged value of each headline metric, the first and last reward, and the per-reward means."""
-    from pipeline.training import final_metrics
+    from pipeline.training.common import final_metrics
 
     last = final_metrics(log_history)
     keys = list(SUMMARY_KEYS) + [f"rewards/{n}/mean" for n in reward_names]
@@ -227,7 +216,8 @@ def run(cfg: GRPOStage, ctx: StageContext) -> StageResult:
     from trl import GRPOConfig, GRPOTrainer
 
     import rewards
-    from pipeline import guardrails, models, training
+    from pipeline.training import common as training
+    from pipeline.training import guardrails, models
 
     settings = Guardrails.from_dict(cfg.guardrails)
     specs = resolve_reward_specs(cfg.rewards, ctx)
@@ -270,8 +260,8 @@ def run(cfg: GRPOStage, ctx: StageContext) -> StageResult:
 def stop_with_reason(ctx: StageContext, monitor, metrics: dict, trainer) -> None:
     """Write metrics.json with the guardrail's reason and raise GuardrailError; the checkpoint stays for inspection
     (changing the recipe changes the stage's fingerprint, and the runner then starts the stage afresh)."""
-    from pipeline.guardrails import GuardrailError
-    from pipeline.training import last_checkpoint
+    from pipeline.training.common import last_checkpoint
+    from pipeline.training.guardrails import GuardrailError
 
     trip = monitor.stopped_by
     checkpoint = last_checkpoint(trainer.args)

@@ -28,9 +28,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pipeline.context import StageContext, StageResult
-from pipeline.refs import DataRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef
+from pipeline.run.registry import register_stage
 
 DEFAULT_REWARDS = [{"name": "accuracy", "weight": 1.0}, {"name": "think_format", "weight": 0.5}]
 

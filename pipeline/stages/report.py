@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.context import StageContext, StageResult
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.registry import register_stage
 
 CHECK_KEYS = {"claim", "model", "at_least", "plus", "times", "metric"}
 TABLE_METRICS = ("pass@1", "maj@1", "format_rate", "truncation_rate", "response_tokens_mean")
@@ -43,7 +43,7 @@ class ReportStage:
 
 @register_stage("report", ReportStage, help="headline table and claims from an evaluate stage, plus the cost")
 def run(cfg: ReportStage, ctx: StageContext) -> StageResult:
-    from pipeline.ledger import format_cost_table, headline_and_total
+    from pipeline.run.ledger import format_cost_table, headline_and_total
 
     results = ctx.upstream_result(cfg.evaluation["from"]).metrics
     benchmark = cfg.benchmark or next(iter(next(iter(results.values()))))
@@ -52,7 +52,7 @@ def run(cfg: ReportStage, ctx: StageContext) -> StageResult:
                "cost": headline_and_total(ctx.run_dir)}
     ctx.write_json("summary.json", summary)
     markdown = render(summary, format_cost_table(ctx.run_dir))
-    from pipeline.artifacts import atomic_write_text
+    from pipeline.run.artifacts import atomic_write_text
 
     atomic_write_text(ctx.stage_dir / "summary.md", markdown)
     missed = [c["claim"] for c in checks if not c["met"]]

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pipeline.context import StageContext, StageResult
-from pipeline.refs import DataRef, ModelRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef
+from pipeline.run.registry import register_stage
 
 
 @dataclass
@@ -51,7 +51,7 @@ def load_reward_model(source, seed: int = 0, trust_remote_code: bool = False, co
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from pipeline import models
+    from pipeline.training import models
 
     torch.manual_seed(seed)  # the score head is random-init: make it the same on every run
     tokenizer = models.load_tokenizer(source, trust_remote_code=trust_remote_code)
@@ -126,7 +126,8 @@ def run(cfg: RewardModelStage, ctx: StageContext) -> StageResult:
     """Train with trl.RewardTrainer; save model/ (classifier + tokenizer), report/curves, held-out accuracy."""
     from trl import RewardConfig, RewardTrainer
 
-    from pipeline import models, training
+    from pipeline.training import common as training
+    from pipeline.training import models
 
     train = ctx.load_dataset(cfg.data)
     check_pairs(train, "data")

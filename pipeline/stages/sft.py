@@ -18,7 +18,7 @@ which include the eos). When a model's own template has no markers and TRL knows
 when rendering through it loses the thinking (R1-Distill and Qwen3 templates keep only what follows `</think>`),
 the rows become prompt/completion pairs that the stage tokenizes itself and the loss covers the completion only;
 the log says so. Either way one example is rendered as training renders it and checked before any step
-(`pipeline.sft_render.check_rendered_example`): a reply that lost its thinking, answer or turn end stops the stage.
+(`pipeline.training.sft_render.check_rendered_example`): a reply that lost its thinking, answer or turn end stops the stage.
 A recipe `max_length` above the model's max_position_embeddings stops it too (raise the limit with
 `model: {path: ..., config_overrides: {max_position_embeddings: N}}`).
 """
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from pipeline.context import StageContext, StageResult
-from pipeline.refs import DataRef, ModelRef
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.refs import DataRef, ModelRef
+from pipeline.run.registry import register_stage
 
 CURVE_KEYS = ["loss", "mean_token_accuracy", "learning_rate"]
 
@@ -82,7 +82,7 @@ def throughput_defaults(gpu: bool, trainer: dict) -> dict:
 
 
 def stage_defaults(trainer: dict) -> dict:
-    from pipeline.training import on_gpu
+    from pipeline.training.common import on_gpu
 
     # non_padding: the ledger's FLOPs are 6 x params x real tokens, not x padded batch area
     return {"include_num_input_tokens_seen": "non_padding", **throughput_defaults(on_gpu(), trainer)}
@@ -91,7 +91,7 @@ def stage_defaults(trainer: dict) -> dict:
 def load_chat_model(ref: ModelRef, ctx: StageContext, add_think_tokens: bool = False,
                     eos_token: str | None = None):
     """(model, tokenizer) made chat-ready, after checking that the turn-ending EOS will stop generation."""
-    from pipeline import models
+    from pipeline.training import models
 
     model, tokenizer = ctx.load_model(ref, add_think_tokens=add_think_tokens, check_eos=False)
     models.prepare_for_chat(model, tokenizer, add_think_tokens=add_think_tokens)
@@ -104,7 +104,7 @@ def load_chat_model(ref: ModelRef, ctx: StageContext, add_think_tokens: bool = F
 def load_examples(refs: list[DataRef], ctx: StageContext, answers_only: bool, system_prompt: str | None,
                   max_examples: int | None):
     """The training rows as a `messages` Dataset: each source rendered, mixed by weight, capped."""
-    from pipeline.sft_data import mix, render_dataset
+    from pipeline.training.sft_data import mix, render_dataset
 
     rendered = [render_dataset(ctx.load_dataset(ref), answers_only, system_prompt, name=f"data {ref.describe()}")
                 for ref in refs]
@@ -118,7 +118,7 @@ def choose_loss_mode(tokenizer, trainer: dict, example: list[dict], log) -> str:
     """'assistant' (TRL renders the chat, loss on the assistant turn), 'completion' (prompt/completion pairs the
     stage tokenizes, loss on the completion) or 'full' (those pairs, loss on every token). Assistant loss is used
     only when rendering `example` that way keeps its thinking, answer, turn end and BOS."""
-    from pipeline.sft_render import check_rendered_example, training_template
+    from pipeline.training.sft_render import check_rendered_example, training_template
 
     if not trainer.get("assistant_only_loss", True):
         return "completion" if trainer.get("completion_only_loss") else "full"
@@ -137,7 +137,7 @@ def choose_loss_mode(tokenizer, trainer: dict, example: list[dict], log) -> str:
 def measure_lengths(data, tokenizer, args, log) -> tuple[object, dict]:
     """Count what max_length will cut before training, and add the `length` column the length-grouped sampler
     reads (instead of tokenizing the whole dataset again)."""
-    from pipeline.sft_data import length_report, token_lengths
+    from pipeline.training.sft_data import length_report, token_lengths
 
     lengths = token_lengths(data, tokenizer) if "messages" in data.column_names else \
         [len(ids) for ids in data["input_ids"]]
@@ -152,7 +152,7 @@ def measure_lengths(data, tokenizer, args, log) -> tuple[object, dict]:
 
 def resume_point(args) -> tuple[str | None, int, int]:
     """(checkpoint, its global step, its tokens seen); (None, 0, 0) for a fresh start."""
-    from pipeline.training import last_checkpoint
+    from pipeline.training.common import last_checkpoint
 
     checkpoint = last_checkpoint(args)
     if not checkpoint:
@@ -163,7 +163,7 @@ def resume_point(args) -> tuple[str | None, int, int]:
 
 def train(trainer, args, ctx: StageContext, params: int) -> tuple[object, dict]:
     """trainer.train(), resuming from the newest checkpoint; the ledger gets only this attempt's tokens."""
-    from pipeline.training import ledger_callback
+    from pipeline.training.common import ledger_callback
 
     checkpoint, start_step, start_tokens = resume_point(args)
     if checkpoint:
@@ -178,7 +178,7 @@ def train(trainer, args, ctx: StageContext, params: int) -> tuple[object, dict]:
 def finish(trainer, tokenizer, ctx: StageContext, title: str, curve_keys: list[str] = CURVE_KEYS) -> dict:
     """Save model + tokenizer + template (every process joins the save: sharded weights are gathered) and the
     curves (main process only); the last logged loss."""
-    from pipeline import training
+    from pipeline.training import common as training
 
     history = trainer.state.log_history
     training.save_trained_model(trainer, tokenizer, ctx.stage_dir / "model", ctx.is_main_process)
@@ -194,8 +194,8 @@ def build_trainer(model, tokenizer, data, trainer: dict, stage_dir: Path, seed: 
     Before any step, the first example is rendered the way training renders it and checked (see sft_render)."""
     from trl import SFTConfig, SFTTrainer
 
-    from pipeline.sft_render import check_rendered_example, tokenize_dataset
-    from pipeline.training import build_trl_config
+    from pipeline.training.common import build_trl_config
+    from pipeline.training.sft_render import check_rendered_example, tokenize_dataset
 
     example = data[0]["messages"]
     mode = choose_loss_mode(tokenizer, trainer, example, log)
@@ -221,7 +221,7 @@ def check_max_length(max_length: int | None, model) -> None:
 @register_stage("sft", SFTStage, help="supervised fine-tuning on chat-rendered traces (TRL SFTTrainer)")
 def run(cfg: SFTStage, ctx: StageContext) -> StageResult:
     """Fine-tune cfg.model on cfg.data; writes model/, curves.json, curves.png; resumes from checkpoints/."""
-    from pipeline.models import count_parameters
+    from pipeline.training.models import count_parameters
 
     model, tokenizer = load_chat_model(cfg.model, ctx, cfg.add_think_tokens, cfg.eos_token)
     data = load_examples(cfg.data_refs(), ctx, cfg.answers_only, cfg.system_prompt, cfg.max_examples)

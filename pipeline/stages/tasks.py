@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.context import StageContext, StageResult
-from pipeline.registry import register_stage
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.registry import register_stage
 
 
 @dataclass

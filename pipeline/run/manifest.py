@@ -6,7 +6,7 @@ import subprocess
 import time
 from importlib import metadata
 
-from pipeline import artifacts
+from pipeline.run import artifacts
 
 PACKAGES = ("reasonforge", "torch", "transformers", "datasets", "accelerate", "trl", "math-verify")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.artifacts import atomic_write_json, atomic_write_text, read_json
+from pipeline.run.artifacts import atomic_write_json, atomic_write_text, read_json
 
 README = "README.md"
 SIDECAR = "card.json"
@@ -49,9 +49,9 @@ def _lengths(splits: dict, tokenizer: str | None) -> dict[str, list[int]]:
 
     tok = None
     if tokenizer:
-        from transformers import AutoTokenizer
+        from rewards.tokenizer import shared_tokenizer
 
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+        tok = shared_tokenizer(tokenizer)
     out: dict[str, list[int]] = {part: [] for part in LENGTH_PARTS}
     for ds in splits.values():
         columns = [c for c in LENGTH_PARTS if c in ds.column_names]
@@ -274,7 +274,7 @@ def parse_card(path) -> tuple[dict, str]:
 
 
 def add_cli(subparsers) -> None:
-    """`reasonforge card PATH`: pipeline/cli_extra.py calls this when the module is there."""
+    """`reasonforge card PATH`."""
     p = subparsers.add_parser("card", help="write or refresh the dataset card (README.md) of a datasets folder")
     p.add_argument("path", help="a save_to_disk folder (e.g. runs/NAME/curate/dataset) or its README.md")
     p.add_argument("--tokenizer", help="count token lengths with this tokenizer (path or hub id), not whitespace")

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_json
+from pipeline.run.artifacts import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def ledger_callback(attempt, params: int, teacher=None):
     pre-hook on the training model); with `teacher` (logit distillation), one teacher forward per trained token."""
     from transformers import TrainerCallback
 
-    from pipeline import compute
+    from pipeline.run import compute
 
     teacher_shape = compute.shape_of(teacher) if teacher is not None else None
 
@@ -225,7 +225,7 @@ def save_trained_model(trainer, tokenizer, folder: Path, is_main_process: bool =
     temporary folder that replaces `folder` whole; the other ranks only take part in the gather. Raises when the
     trainer wrote no weights (ZeRO-3 without the 16-bit gather saves a DeepSpeed checkpoint instead).
     """
-    from pipeline.artifacts import atomic_dir
+    from pipeline.run.artifacts import atomic_dir
 
     folder = Path(folder)
     if not is_main_process:

@@ -5,7 +5,7 @@ is a string, `{from: STAGE, split: train}`, `{released: openr1-math-220k}` (with
 files, `keep: all` for every generation), or `{path: x.jsonl, split: test}`.
 
 Parsing checks only the shape of a reference (its keys and their types); whether a path exists or a released name
-has a card is checked when a recipe loads (`pipeline.recipe_checks`).
+has a card is checked when a recipe loads (`pipeline.run.recipe_checks`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ModelRef:
     stage: str | None = None  # {from: STAGE}: the model that stage saved
     init: dict | None = None  # {init: tiny, ...}: a fresh random-init model, built offline
     trust_remote_code: bool = False
-    # values set on the model's config before its weights load, and saved with it (pipeline.models.load_config)
+    # values set on the model's config before its weights load, and saved with it (pipeline.training.models.load_config)
     config_overrides: dict = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -71,7 +71,7 @@ def parse_model_ref(value) -> ModelRef:
 
 
 def _tiny_params(value: dict) -> dict:
-    from pipeline.models import TINY_DEFAULTS
+    from pipeline.training.models import TINY_DEFAULTS
 
     if value["init"] != "tiny":
         raise RefError(f"unknown init '{value['init']}'", "use {init: tiny, layers: 2, hidden: 64}", key="init")

@@ -1,5 +1,5 @@
 """Recipe checks against the world, run when a recipe loads: do its local paths exist, do its released names have a
-card, are its trainer values numbers in range. Each returns (key path, problem, fix) or None; `pipeline.recipe`
+card, are its trainer values numbers in range. Each returns (key path, problem, fix) or None; `pipeline.run.recipe`
 turns that into a RecipeError, so a bad recipe stops before any stage runs rather than mid-run with a traceback.
 """
 
@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from pipeline.data.sources import FILE_BUILDERS, SUPPORTED, looks_local
-from pipeline.refs import DataRef, ModelRef
+from pipeline.run.refs import DataRef, ModelRef
 
 Problem = tuple[str, str, str]
 
@@ -141,7 +141,7 @@ def _as_number(value) -> float | None:
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)  # YAML reads 1e-3 as a string; pipeline.training turns it into a float
+        return float(value)  # YAML reads 1e-3 as a string; pipeline.training.common turns it into a float
     return None
 
 

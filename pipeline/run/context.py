@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import artifacts
-from pipeline.refs import DataRef, ModelRef
+from pipeline.run import artifacts
+from pipeline.run.refs import DataRef, ModelRef
 
 
 @dataclass
@@ -38,7 +38,7 @@ class StageContext:
     seed: int
     fingerprint: str
     upstream: dict[str, StageResult]
-    ledger: Any  # pipeline.ledger.Attempt
+    ledger: Any  # pipeline.run.ledger.Attempt
     log: logging.Logger
     recipe_name: str = ""
     recipe_path: str = ""
@@ -64,7 +64,7 @@ class StageContext:
         return ref.path or dict(ref.init)
 
     def load_model(self, ref: ModelRef, **kwargs):
-        from pipeline import models
+        from pipeline.training import models
 
         return models.load_model_and_tokenizer(self.resolve_model(ref), seed=self.seed,
                                                trust_remote_code=ref.trust_remote_code,

@@ -1,4 +1,4 @@
-"""Entry point of each process that `accelerate launch` starts for one stage (see pipeline/launch.py).
+"""Entry point of each process that `accelerate launch` starts for one stage (see pipeline/run/launch.py).
 
 Every rank loads the recipe the parent wrote, computes the stage's identity and runs the stage function; rank 0
 (RANK, global over all nodes) is the main process: it alone writes artifacts, the ledger row and DONE. All ranks
@@ -14,8 +14,9 @@ import sys
 
 
 def main(recipe_file: str, stage: str) -> int:
-    from pipeline import fingerprint, runner, training
-    from pipeline.recipe import load_recipe
+    from pipeline.run import fingerprint, runner
+    from pipeline.run.recipe import load_recipe
+    from pipeline.training import common as training
 
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -29,12 +29,9 @@ def config_fields(target: str) -> frozenset[str]:
 
 
 def trl_version() -> str:
-    try:
-        import trl
+    import trl
 
-        return trl.__version__
-    except ImportError:
-        return "not installed"
+    return trl.__version__
 
 
 def check_trainer_keys(trainer: dict, target: str) -> tuple[str, str, str] | None:

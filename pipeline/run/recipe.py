@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import recipe_yaml
-from pipeline.compute import DEFAULT_PRICE_PER_CPU_CORE_HOUR, Prices
-from pipeline.ledger import DEFAULT_PRICE_PER_DEVICE_HOUR
-from pipeline.recipe_checks import check_trainer_values, first_ref_problem
-from pipeline.refs import DataRef, ModelRef, RefError, parse_data_ref, parse_model_ref, stages_referenced
-from pipeline.registry import STAGES
+from pipeline.run import recipe_yaml
+from pipeline.run.compute import DEFAULT_PRICE_PER_CPU_CORE_HOUR, Prices
+from pipeline.run.ledger import DEFAULT_PRICE_PER_DEVICE_HOUR
+from pipeline.run.recipe_checks import check_trainer_values, first_ref_problem
+from pipeline.run.refs import DataRef, ModelRef, RefError, parse_data_ref, parse_model_ref, stages_referenced
+from pipeline.run.registry import STAGES
 
 TOP_LEVEL_KEYS = {"name", "seed", "run_dir", "stages", "price_per_device_hour", "price_per_gpu_hour",
                   "price_per_cpu_core_hour", "description", "torch_threads"}
@@ -185,7 +185,7 @@ def build_stage(name: str, body, earlier: list[str], path: str) -> StageSpec:
         raise RecipeError(path, *problem)
     launch = coerce(body.get("launch"), dict | None, path, f"{where}.launch")
     if launch:
-        from pipeline.launch import check_launch
+        from pipeline.run.launch_checks import check_launch
 
         try:
             check_launch(launch)
@@ -203,7 +203,7 @@ def _check_keys(body: dict, valid: set[str], path: str, where: str) -> None:
 
 
 def _check_trainer(config, path: str, where: str) -> None:
-    from pipeline.trainer_check import check_trainer_keys
+    from pipeline.run.trainer_check import check_trainer_keys
 
     trainer = getattr(config, "trainer", None)
     target = getattr(type(config), "trainer_config", None)

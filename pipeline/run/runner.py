@@ -20,10 +20,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import artifacts, fingerprint, ledger, manifest
-from pipeline.context import StageContext, StageResult
-from pipeline.recipe import Recipe, StageSpec, config_to_plain
-from pipeline.registry import STAGES
+from pipeline.run import artifacts, fingerprint, ledger, manifest
+from pipeline.run.context import StageContext, StageResult
+from pipeline.run.recipe import Recipe, StageSpec, config_to_plain
+from pipeline.run.registry import STAGES
 
 log = logging.getLogger("reasonforge")
 
@@ -143,7 +143,7 @@ def run(recipe: Recipe, only: str | None = None, from_stage: str | None = None, 
 
 def takes_lock(recipe: Recipe, launch=None) -> bool:
     """Node 0 of a multi-node launch owns the run dir; the other nodes (machine_rank > 0) only read it."""
-    from pipeline.launch import machine_rank
+    from pipeline.run.launch import machine_rank
 
     return not any(machine_rank(launch or spec.launch or {}) > 0 for spec in recipe.stages)
 
@@ -202,15 +202,17 @@ def run_stage(recipe: Recipe, spec: StageSpec, launch=None, fresh: bool = False)
     is complete the last complete one waits in .previous/ and comes back if this attempt fails."""
     launch_cfg = launch or spec.launch
     if launch_cfg:
-        from pipeline.launch import launch_stage, machine_rank
+        from pipeline.run.launch import launch_stage, machine_rank
 
         if machine_rank(launch_cfg) > 0:  # another node of a multi-node launch: node 0 owns the stage dir
-            return launch_stage(recipe, spec, launch_cfg)
+            launch_stage(recipe, spec, launch_cfg)
+            return load_result(recipe, spec.name)
     ident = stage_identity(recipe, spec, fingerprint.ContentHasher(recipe.run_dir / HASH_CACHE))
     prepare_stage_dir(recipe.run_dir, spec.name, ident, fresh)
     try:
         if launch_cfg:
-            result = launch_stage(recipe, spec, launch_cfg)
+            launch_stage(recipe, spec, launch_cfg)
+            result = load_result(recipe, spec.name)
         else:
             result = execute_stage(recipe, spec, ident)
     except BaseException:

@@ -12,6 +12,8 @@ import json
 import logging
 import string
 
+from rewards.tokenizer import fresh_tokenizer
+
 log = logging.getLogger(__name__)
 
 THINK_TOKENS = ["<think>", "</think>"]
@@ -94,9 +96,9 @@ def load_model_and_tokenizer(source, seed: int = 0, trust_remote_code: bool = Fa
                              "parameters ({init: tiny, max_positions: 1024, ...})")
         tokenizer = build_char_tokenizer()
         return build_tiny_model(source, tokenizer, seed), tokenizer
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    tokenizer = fresh_tokenizer(source, trust_remote_code)
     config = load_config(source, config_overrides, trust_remote_code) if config_overrides else None
     model = AutoModelForCausalLM.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
                                                  dtype=dtype or "auto")
@@ -130,9 +132,7 @@ def load_config(source, overrides: dict, trust_remote_code: bool = False, **extr
 def load_tokenizer(source, trust_remote_code: bool = False):
     if isinstance(source, dict):
         return build_char_tokenizer()
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    return fresh_tokenizer(source, trust_remote_code)
 
 
 def prepare_for_chat(model, tokenizer, add_think_tokens: bool = False) -> None:
@@ -239,7 +239,7 @@ def check_eos_agreement(tokenizer, generation_config, source: str = "model") -> 
 
 def save_model(model, tokenizer, folder) -> None:
     """save_pretrained model + tokenizer (with chat template) + generation config, atomically."""
-    from pipeline.artifacts import atomic_dir
+    from pipeline.run.artifacts import atomic_dir
 
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)

@@ -5,7 +5,7 @@ when it ends. While it runs, its row so far (tokens, steps, seconds) is kept in 
 `.ledger/<stage>.<attempt>.json`, replaced atomically at every `add` (each log step, each shard) and every few
 seconds by a heartbeat thread. A process killed with -9 never writes the final row; the next run closes such an
 attempt from its last progress record, so a kill loses seconds of accounting, not the attempt's work. FLOPs and
-prices are pipeline/compute.py's: 6N + attention per trained token, 2N + attention per forward token (generation,
+prices are pipeline/run/compute.py's: 6N + attention per trained token, 2N + attention per forward token (generation,
 reference, old-policy and teacher passes); a GPU is priced per GPU-hour, a CPU per core-hour.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline import compute
-from pipeline.artifacts import atomic_write_json, read_json
+from pipeline.run import compute
+from pipeline.run.artifacts import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0  # how often a running attempt's progress file is refreshed even when no work is reported
@@ -39,13 +39,10 @@ def _now_iso() -> str:
 def detect_devices() -> tuple[str, int]:
     """(kind, count) of the accelerators this process may use; without one ('cpu', the cores it may run on: what
     a rented machine bills, whether or not torch keeps them all busy)."""
-    try:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0), torch.cuda.device_count()
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0), torch.cuda.device_count()
     return "cpu", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

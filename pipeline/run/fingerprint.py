@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_json, read_json
+from pipeline.run.artifacts import atomic_write_json, read_json
 
 
 def sha256_text(text: str) -> str:
@@ -112,11 +112,9 @@ def hub_revisions(value, key: str | None = None) -> dict[str, str | None]:
 
 def _cached_commit(repo_id: str) -> str | None:
     """The commit `refs/main` names in the hub cache, for a model or else a dataset repo; no network."""
-    try:
-        from huggingface_hub import constants
-        from huggingface_hub.file_download import repo_folder_name
-    except ImportError:
-        return None
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
     for repo_type in ("model", "dataset"):
         ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type=repo_type) / "refs" / "main"
         if ref.is_file():
@@ -125,7 +123,7 @@ def _cached_commit(repo_id: str) -> str | None:
 
 
 CODE_PACKAGES = ("pipeline", "rewards")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The registry's loader imports every stage kind; reaching it says nothing about what one stage computes.
 NOT_CODE_OF_A_STAGE = {"pipeline.stages"}
 _code_cache: dict[str, dict[str, str]] = {}

@@ -17,8 +17,8 @@ BOS for families that use one. The stage calls it before training; a rehearsal c
 
 from __future__ import annotations
 
-from pipeline import models
 from pipeline.data.schema import THINK_CLOSE, THINK_OPEN, split_response
+from pipeline.training import models
 
 
 def training_template(tokenizer) -> str | None:

@@ -1,0 +1,1 @@
+"""The run machinery: recipes, the runner, fingerprints, artifacts, the ledger, launching."""
