@@ -11,7 +11,7 @@ rules out every n-gram holding it); the n-grams of a whole chunk of rows are has
 is confirmed against the exact n-grams before it counts, so a hash collision cannot flag a row: both paths flag
 exactly the same rows. `decontaminate_reference` is open-r1's algorithm kept deliberately plain (a set of n-gram
 strings per benchmark, a per-row set lookup) for the benchmark and the tests to check the fast path against.
-Measured on 50k GSM8K-like rows against all four benchmarks: 0.9 s CPU, against 6.4 s for the reference.
+How much faster it is, and against which baseline, is benchmarks/curate_scale.py's to say.
 """
 
 from __future__ import annotations

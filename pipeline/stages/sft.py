@@ -73,7 +73,7 @@ class SFTStage:
 def throughput_defaults(gpu: bool, trainer: dict) -> dict:
     """How batches avoid paying for padding, unless the recipe chose. On GPU: padding-free packing (best-fit
     decreasing, so no sequence is cut in two). On CPU: length-grouped batches, since packing without FlashAttention
-    attends over one long row and was 6x slower per step here (TRL-ON-CPU.md)."""
+    attends over one long row, several times slower per step than short padded rows on a CPU."""
     if {"packing", "padding_free", "train_sampling_strategy"} & set(trainer):
         return {}
     if gpu:
