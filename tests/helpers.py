@@ -5,7 +5,7 @@ import contextlib
 import json
 import textwrap
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
@@ -31,6 +31,21 @@ def save_tiny_model(folder: Path, seed: int) -> Path:
     model = models.build_tiny_model({"layers": 2, "hidden": 32, "heads": 2, "kv_heads": 1}, tok, seed=seed)
     models.save_model(model, tok, folder)
     return folder
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's handler: `reply` sends a status, headers and a body; nothing is logged to the test output."""
+
+    def reply(self, status: int, payload: bytes = b"", headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager

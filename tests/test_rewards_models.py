@@ -3,14 +3,13 @@
 import json
 import logging
 import os
-from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 
 from rewards import build_reward
 from rewards.judge import parse_score
-from tests.helpers import local_server
+from tests.helpers import QuietHandler, local_server
 
 # Offline before huggingface_hub is first imported (it reads these at import); rewards imports it lazily.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,7 +111,7 @@ def test_length_rewards_count_tokenizer_tokens(reward_models):
     assert fn(["abcdef", "abcdefgh", "abcdefghij", "a" * 50]) == [0.0, -0.5, -1.0, -1.0]  # one token per character
 
 
-class JudgeHandler(BaseHTTPRequestHandler):
+class JudgeHandler(QuietHandler):
     seen: ClassVar[list] = []
 
     def do_POST(self):
@@ -120,19 +119,11 @@ class JudgeHandler(BaseHTTPRequestHandler):
         type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         answer = body["messages"][-1]["content"]
         if "FAIL" in answer:
-            self.send_response(500)
-            self.end_headers()
+            self.reply(500)
             return
         grade = "Score: 9" if "Paris" in answer else "The answer is weak. Score: 2/10"
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": grade}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, payload, {"Content-Type": "application/json"})
 
 
 @pytest.fixture

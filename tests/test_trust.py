@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,7 +19,7 @@ import tests.stage_fixtures  # noqa: F401
 from pipeline.run import artifacts, fingerprint, ledger, runner
 from pipeline.run.recipe import load_recipe
 from pipeline.training import common as training
-from tests.helpers import local_server
+from tests.helpers import QuietHandler, local_server
 
 RUN_SCRIPT = """
 import sys, tests.stage_fixtures
@@ -322,7 +321,7 @@ def test_a_rerun_killed_midway_gives_the_old_output_back_and_resumes_later(tmp_p
 
 # ---- 8. one HTTP client for generation and judging: retries, Retry-After, the key never printed ----
 
-class _Endpoint(BaseHTTPRequestHandler):
+class _Endpoint(QuietHandler):
     """429 (Retry-After 0.2) on each body's first request, then a grade; a body asking for ECHO gets its
     Authorization header back in an error body (status from the request)."""
 
@@ -334,23 +333,13 @@ class _Endpoint(BaseHTTPRequestHandler):
         type(self).seen[text] = type(self).seen.get(text, 0) + 1
         if "ECHO" in text:
             status = 400 if "ECHO400" in text else 503
-            self._reply(status, f"bad request; you sent Authorization: {self.headers.get('Authorization')}".encode())
+            self.reply(status, f"bad request; you sent Authorization: {self.headers.get('Authorization')}".encode())
         elif type(self).seen[text] == 1:
-            self._reply(429, b"slow down", {"Retry-After": "0.2"})
+            self.reply(429, b"slow down", {"Retry-After": "0.2"})
         else:
             content = {"choices": [{"message": {"content": "Score: 8"}, "text": "ok", "finish_reason": "stop"}]}
-            self._reply(200, json.dumps(content).encode())
+            self.reply(200, json.dumps(content).encode())
 
-    def _reply(self, status, payload, headers=None):
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
